@@ -1,0 +1,144 @@
+"""One settings object for the web app and the worker, read from the environment once.
+
+Everything that differs between the embedded default (SQLite, a local folder, kombu's SQLAlchemy
+transport) and a
+production deployment (PostgreSQL, S3, Redis) is a field here, so both processes agree on where things live.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the platform cannot use."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the platform; field ``foo`` is read from the environment variable ``FOO``."""
+
+    database_url: str = "sqlite:///var/lowlight.db"
+    broker_url: str = "sqla+sqlite:///var/broker.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str | None = field(default=None, repr=False)
+    # None means: derived from the bind address (see from_env); after from_env it is always a bool.
+    require_auth: bool | None = None
+
+    storage_backend: str = "local"  # "local" or "s3"
+    local_storage_dir: str = "var/objects"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "lowlight"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = field(default=None, repr=False)
+    s3_region: str = "us-east-1"
+    s3_connect_timeout: float = 5.0
+    s3_read_timeout: float = 30.0
+    presign_results: bool = False
+    presign_expires_s: int = 900
+    storage_retry_attempts: int = 5
+    storage_retry_backoff_s: float = 2.0
+    storage_retry_backoff_max_s: float = 60.0
+
+    max_upload_bytes: int = 50 * 2**20
+    max_pixels: int = 50_000_000
+    max_side: int = 20_000
+
+    model: str | None = None  # None: the packaged default model
+    precision: str = "fp32"
+    tile: int = 512
+    max_batch: int = 4
+    max_batch_delay_ms: int = 200
+    task_soft_time_limit: int = 600
+    task_time_limit: int = 660
+    queue_name: str = "enhance"
+
+    def __post_init__(self) -> None:
+        if self.storage_backend not in ("local", "s3"):
+            raise SettingsError(f"STORAGE_BACKEND={self.storage_backend!r}: use 'local' or 's3'")
+        if self.precision not in ("fp32", "fp16", "mixed_float16"):
+            raise SettingsError(f"PRECISION={self.precision!r}: use fp32 or fp16")
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise SettingsError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
+        for name in ("max_upload_bytes", "max_pixels", "max_side", "tile", "max_batch"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name.upper()} must be positive")
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether requests need a token; an unset value falls back to the bind-address rule."""
+        if self.require_auth is None:
+            return self.host not in LOOPBACK_HOSTS
+        return self.require_auth
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); keyword overrides win over both.
+
+        ``REQUIRE_AUTH`` defaults to true unless ``HOST`` is a loopback address: an instance reachable
+        from other
+        machines must not accept anonymous uploads, while the one-command laptop setup should just work.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            name, raw = spec.name, env.get(spec.name.upper())
+            if raw is None:
+                continue
+            kind = str(spec.type)
+            if kind.startswith("bool"):
+                values[name] = _bool(name.upper(), raw)
+            elif kind.startswith("int"):
+                values[name] = _int(name.upper(), raw)
+            elif kind.startswith("float"):
+                values[name] = _float(name.upper(), raw)
+            else:
+                values[name] = (raw or None) if "None" in kind else raw
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.require_auth is None:
+            settings = cls(**{**values, "require_auth": settings.auth_required})  # type: ignore[arg-type]
+        return settings
+
+    def public_summary(self) -> dict[str, object]:
+        """What /healthz may show: no credentials, no URLs with passwords."""
+        return {
+            "auth_required": self.auth_required,
+            "storage_backend": self.storage_backend,
+            "database": self.database_url.split(":", 1)[0],
+            "broker": self.broker_url.split(":", 1)[0],
+        }

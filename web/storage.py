@@ -1,0 +1,179 @@
+"""Object storage behind one small interface: S3 (any S3-compatible endpoint) or a local folder.
+
+Keys are chosen by the platform (``jobs/<id>/input.png``...), never by the user, so a key is always a
+safe path.
+A missing key is ``FileNotFoundError`` in both backends; a storage that cannot be reached is
+``StorageUnavailable``,
+which callers may retry (it is transient), unlike everything else.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from web.settings import Settings
+
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class StorageUnavailable(RuntimeError):
+    """The object store could not be reached or refused service; worth retrying later."""
+
+
+def job_key(job_id: int, name: str) -> str:
+    """The key of one of a job's objects, e.g. ``job_key(7, "input.png")`` -> ``jobs/7/input.png``."""
+    if "/" in name or name.startswith("."):
+        raise ValueError(f"bad object name {name!r}")
+    return f"jobs/{job_id}/{name}"
+
+
+@runtime_checkable
+class ObjectStorage(Protocol):
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def presigned_url(self, key: str, expires_s: int = 900) -> str | None: ...
+
+    def check(self) -> None:
+        """Raise StorageUnavailable unless the store is usable (readiness probe)."""
+        ...
+
+
+class S3Storage:
+    """A bucket on an S3-compatible server; the boto3 client is injected so tests and deployments choose
+    it."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in _MISSING_CODES:
+                raise FileNotFoundError(kwargs.get("Key", self.bucket)) from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500 or error.get("Code") in ("SlowDown", "ServiceUnavailable", "InternalError"):
+                raise StorageUnavailable(f"S3 {method} failed: {error.get('Code')}") from exc
+            raise
+        except (ConnectionError, HTTPClientError) as exc:
+            raise StorageUnavailable(f"S3 endpoint unreachable: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 {method} failed: {exc}") from exc
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self._call("put_object", Key=key, Body=data, ContentType=content_type)
+
+    def get_bytes(self, key: str) -> bytes:
+        response = self._call("get_object", Key=key)
+        return response["Body"].read()
+
+    def delete(self, key: str) -> None:
+        self._call("delete_object", Key=key)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("head_object", Key=key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def presigned_url(self, key: str, expires_s: int = 900) -> str | None:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+
+    def check(self) -> None:
+        try:
+            self._call("head_bucket")
+        except FileNotFoundError as exc:
+            raise StorageUnavailable(f"bucket {self.bucket!r} does not exist") from exc
+        except ClientError as exc:
+            raise StorageUnavailable(f"bucket {self.bucket!r} is not usable: {exc}") from exc
+
+
+class LocalStorage:
+    """Objects as files under one folder; for the embedded default. Writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"bad object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def presigned_url(self, key: str, expires_s: int = 900) -> str | None:
+        return None
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot use {self.root}: {exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise StorageUnavailable(f"{self.root} is not writable")
+
+
+def make_s3_client(settings: Settings) -> Any:
+    """A boto3 client for the configured endpoint: path-style addressing, short timeouts, no hidden
+    retries."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        s3={"addressing_style": "path"},
+        signature_version="s3v4",
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        retries={"max_attempts": 2, "mode": "standard"},
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key,
+        region_name=settings.s3_region,
+        config=config,
+    )
+
+
+def build_storage(settings: Settings) -> ObjectStorage:
+    """The storage backend the settings ask for."""
+    if settings.storage_backend == "s3":
+        return S3Storage(make_s3_client(settings), settings.s3_bucket)
+    return LocalStorage(settings.local_storage_dir)
