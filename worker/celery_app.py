@@ -1,0 +1,105 @@
+"""The Celery application: ``make_celery(settings)``, and ``app`` for ``celery -A worker.celery_app worker``.
+
+Delivery is at-least-once and the job row decides what actually happens: messages are acknowledged after the
+task (``acks_late``), a worker takes one message at a time, and a message whose worker process died is
+redelivered (``reject_on_worker_lost``; on Redis the unacknowledged message also comes back after the
+visibility timeout, which must exceed the hard time limit so a running task is never handed out twice).
+
+Brokers: Redis in production; by default kombu's SQLAlchemy transport over a SQLite file (no server).
+No result backend: clients read the job row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init, worker_process_init, worker_shutting_down
+from kombu import Queue
+from sqlalchemy.engine import make_url
+
+from web.settings import Settings
+from worker import model
+from worker.beat import beat_schedule
+from worker.tasks import ENHANCE_QUEUE, ENHANCE_TASK, RECOVER_TASK, TRAINING_QUEUE, register_tasks
+
+# Loading TensorFlow and a model in a fresh pool process takes longer than Celery's default 4 s.
+PROCESS_START_TIMEOUT_S = 300
+MIN_VISIBILITY_TIMEOUT_S = 3600
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        timeout = max(MIN_VISIBILITY_TIMEOUT_S, 2 * settings.task_time_limit)
+        return {"visibility_timeout": timeout}
+    if settings.broker_url.startswith("sqla+"):
+        return {"polling_interval": 0.2}
+    return {}
+
+
+def _prepare_sqlite_broker(broker_url: str) -> None:
+    """kombu creates the broker's tables but not the folder of its SQLite file."""
+    if not broker_url.startswith("sqla+sqlite"):
+        return
+    database = make_url(broker_url.removeprefix("sqla+")).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app wired to ``settings``, with the platform's tasks registered."""
+    _prepare_sqlite_broker(settings.broker_url)
+    app = Celery("lowlight", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_default_queue=ENHANCE_QUEUE,
+        task_queues=[Queue(ENHANCE_QUEUE), Queue(TRAINING_QUEUE)],
+        task_routes={ENHANCE_TASK: {"queue": ENHANCE_QUEUE}, RECOVER_TASK: {"queue": ENHANCE_QUEUE}},
+        worker_proc_alive_timeout=PROCESS_START_TIMEOUT_S,
+        worker_hijack_root_logger=True,
+        beat_schedule=beat_schedule(settings),
+        timezone="UTC",
+        enable_utc=True,
+    )
+    register_tasks(app, settings)
+    return app
+
+
+_worker: Any = None
+
+
+def connect_worker_signals(settings: Settings) -> None:
+    """Load the model in each pool process; exit non-zero if it cannot be loaded. Once per process."""
+
+    def remember_worker(sender: Any = None, **_: Any) -> None:
+        global _worker
+        _worker = sender
+
+    def load_model_in_child(**_: Any) -> None:
+        model.load_in_child_or_stop_worker(settings)
+
+    def exit_loudly_if_model_failed(**_: Any) -> None:
+        code = model.exit_code_for_parent()
+        if code is not None and _worker is not None:
+            _worker.exitcode = code
+
+    # weak=False: these closures must live as long as the process.
+    worker_init.connect(remember_worker, weak=False)
+    worker_process_init.connect(load_model_in_child, weak=False)
+    worker_shutting_down.connect(exit_loudly_if_model_failed, weak=False)
+
+
+_settings = Settings.from_env()
+app = make_celery(_settings)
+connect_worker_signals(_settings)

@@ -1,0 +1,47 @@
+"""The Celery tasks: thin, named explicitly, taking ids only; the work lives in ``worker.services``."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, Task
+
+from web.settings import Settings
+from web.storage import StorageUnavailable
+from worker import services
+from worker.batching import lease_seconds, max_attempts
+from worker.jobstate import recover_stale
+from worker.runtime import get_context
+
+log = logging.getLogger(__name__)
+
+ENHANCE_TASK = "worker.enhance_job"
+RECOVER_TASK = "worker.recover_stale_jobs"
+ENHANCE_QUEUE = "enhance"
+TRAINING_QUEUE = "training"
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Define the tasks on ``app``; their options come from ``settings``."""
+
+    @app.task(name=ENHANCE_TASK, bind=True, max_retries=max_attempts(settings))
+    def enhance_job(self: Task, job_id: int) -> dict[str, object]:
+        """Enhance job ``job_id`` in a batch with other queued jobs; retry it later if storage is down."""
+        report = services.enhance_batch(get_context(settings), job_id)
+        for other, delay in report.released.items():
+            if other != job_id:
+                self.apply_async(args=[other], countdown=delay)
+        if job_id in report.released:
+            reason = StorageUnavailable(f"storage unavailable while processing job {job_id}")
+            raise self.retry(exc=reason, countdown=report.released[job_id])
+        return {"claimed": report.claimed, "succeeded": report.succeeded, "failed": report.failed}
+
+    @app.task(name=RECOVER_TASK)
+    def recover_stale_jobs() -> dict[str, list[int]]:
+        """Give jobs of dead workers back to the queue and resend messages that may have been lost."""
+        ctx = get_context(settings)
+        with ctx.sessions() as session:
+            recovery = recover_stale(session, lease_seconds(settings), max_attempts(settings))
+        for job_id in recovery.to_enqueue:
+            enhance_job.apply_async(args=[job_id])
+        return {"requeued": recovery.requeued, "failed": recovery.failed, "resent": recovery.resend}
