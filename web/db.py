@@ -62,3 +62,15 @@ def get_session() -> Session:
     if "db_session" not in g:
         g.db_session = current_app.extensions["session_factory"]()
     return g.db_session
+
+
+def upgrade_database(database_url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations (``alembic upgrade head``) against ``database_url``."""
+    from alembic import command
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parent.parent
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, revision)

@@ -39,8 +39,7 @@ class JobNotFound(DomainError):
 
 
 class InvalidJobState(DomainError):
-    """The job's status does not allow the requested action (cancel a finished job, retry a succeeded
-    one...)."""
+    """The job's status does not allow the action (cancel a finished job, retry a succeeded one...)."""
 
     code = "invalid_state"
 

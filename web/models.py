@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -74,8 +75,8 @@ class Job(Base):
             "uq_jobs_anonymous_idempotency_key",
             "idempotency_key",
             unique=True,
-            postgresql_where="token_id IS NULL",
-            sqlite_where="token_id IS NULL",
+            postgresql_where=text("token_id IS NULL"),
+            sqlite_where=text("token_id IS NULL"),
         ),
         Index("ix_jobs_status_created_at", "status", "created_at"),
     )

@@ -1,9 +1,8 @@
 """Sending "enhance job N" to the broker by task name, without importing worker/ (and so without TensorFlow).
 
-The web process only needs a Celery producer: ``send_task`` with the registered name and the queue the worker
-consumes. The embedded default uses kombu's SQLAlchemy transport (``sqla+sqlite:///var/broker.db``),
-which needs
-no server; production uses Redis.
+The web process only needs a Celery producer: ``send_task`` with the registered name and the queue the
+worker consumes. The embedded default uses kombu's SQLAlchemy transport (``sqla+sqlite:///var/broker.db``),
+which needs no server; production uses Redis.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """One settings object for the web app and the worker, read from the environment once.
 
-Everything that differs between the embedded default (SQLite, a local folder, kombu's SQLAlchemy
-transport) and a
-production deployment (PostgreSQL, S3, Redis) is a field here, so both processes agree on where things live.
+Everything that differs between the embedded default (SQLite, a local folder, kombu's SQLAlchemy transport)
+and a production deployment (PostgreSQL, S3, Redis) is a field here, so both processes agree on where
+things live.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ class Settings:
     broker_url: str = "sqla+sqlite:///var/broker.db"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Signs the portal's session cookie; without SECRET_KEY one is generated once into this file, so several
+    # web processes (gunicorn workers) and restarts agree on it.
     secret_key: str | None = field(default=None, repr=False)
+    secret_key_file: str = "var/secret_key"
     # None means: derived from the bind address (see from_env); after from_env it is always a bool.
     require_auth: bool | None = None
 
@@ -110,8 +113,8 @@ class Settings:
         """Build settings from ``environ`` (default ``os.environ``); keyword overrides win over both.
 
         ``REQUIRE_AUTH`` defaults to true unless ``HOST`` is a loopback address: an instance reachable
-        from other
-        machines must not accept anonymous uploads, while the one-command laptop setup should just work.
+        from other machines must not accept anonymous uploads, while the one-command laptop setup should
+        just work.
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}

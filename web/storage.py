@@ -1,10 +1,8 @@
 """Object storage behind one small interface: S3 (any S3-compatible endpoint) or a local folder.
 
-Keys are chosen by the platform (``jobs/<id>/input.png``...), never by the user, so a key is always a
-safe path.
-A missing key is ``FileNotFoundError`` in both backends; a storage that cannot be reached is
-``StorageUnavailable``,
-which callers may retry (it is transient), unlike everything else.
+Keys are chosen by the platform (``jobs/<id>/input.png``...), never by the user, so a key is always a safe
+path. A missing key is ``FileNotFoundError`` in both backends; a storage that cannot be reached is
+``StorageUnavailable``, which callers may retry (it is transient), unlike everything else.
 """
 
 from __future__ import annotations

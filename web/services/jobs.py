@@ -1,9 +1,8 @@
 """Jobs: create from an upload, read, list, cancel, retry, delete.
 
-The order of effects matters: validate everything in memory, insert the row (to get its id), store the objects
-under keys derived from that id, commit, and only then enqueue. A rejected upload stores nothing; a
-failed store
-leaves no row; the broker never hears of a job that is not committed.
+The order of effects matters: validate everything in memory, insert the row (to get its id), store the
+objects under keys derived from that id, commit, and only then enqueue. A rejected upload stores nothing; a
+failed store leaves no row; the broker never hears of a job that is not committed.
 """
 
 from __future__ import annotations
@@ -172,8 +171,7 @@ def create_job(
 
 def _enqueue(enqueue: Enqueue | None, job_id: int) -> None:
     """Send after commit. If the broker is down the job stays queued in the database (the row is the
-    truth) and
-    the scheduler's sweep of stale queued jobs sends it again."""
+    truth) and the scheduler's sweep of stale queued jobs sends it again."""
     if enqueue is None:
         return
     try:
@@ -232,12 +230,17 @@ def delete_job(session: Session, storage: ObjectStorage, token: ApiToken | None,
     session.commit()
 
 
+def ensure_result(job: Job) -> str:
+    """The result's key, or ResultNotAvailable while the job has none."""
+    if job.status != JobStatus.SUCCEEDED.value or not job.result_key:
+        raise ResultNotAvailable(f"job {job.id} is {job.status}; it has no result")
+    return job.result_key
+
+
 def read_object(storage: ObjectStorage, job: Job, kind: str) -> tuple[bytes, str]:
     """Bytes and content type of a job's ``input``, ``reference`` or ``result`` object."""
     if kind == "result":
-        if job.status != JobStatus.SUCCEEDED.value or not job.result_key:
-            raise ResultNotAvailable(f"job {job.id} is {job.status}; it has no result")
-        key, content_type = job.result_key, "image/png"
+        key, content_type = ensure_result(job), "image/png"
     elif kind == "reference" and job.reference_key:
         key, content_type = job.reference_key, _content_type_of(job.reference_key)
     elif kind == "input":

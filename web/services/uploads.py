@@ -1,10 +1,8 @@
 """Validation of uploaded images before anything is stored.
 
 Every check runs here, on bytes in memory, so a rejected upload leaves nothing behind in storage or the
-database.
-Decoding uses ``mirnet.imageio.decode_image`` (size limits from the header before pixels are decoded),
-the same
-decoder the worker uses, so an accepted upload is one the worker can read.
+database. Decoding uses ``mirnet.imageio.decode_image`` (size limits from the header before pixels are
+decoded), the same decoder the worker uses, so an accepted upload is one the worker can read.
 """
 
 from __future__ import annotations

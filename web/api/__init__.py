@@ -1,0 +1,5 @@
+"""The JSON API (``/api/v1``)."""
+
+from web.api.views import bp
+
+__all__ = ["bp"]
