@@ -28,7 +28,7 @@ def beat_schedule(
         "recover-stale-jobs": {
             "task": "worker.recover_stale_jobs",
             "schedule": recover_interval_s(settings),
-            "options": {"queue": "enhance", "expires": recover_interval_s(settings)},
+            "options": {"queue": settings.queue_name, "expires": recover_interval_s(settings)},
         },
     }
     schedule.update(extra or {})

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from web.settings import Settings
 from worker import model
 from worker.beat import beat_schedule
-from worker.tasks import ENHANCE_QUEUE, ENHANCE_TASK, RECOVER_TASK, TRAINING_QUEUE, register_tasks
+from worker.tasks import ENHANCE_TASK, RECOVER_TASK, TRAINING_QUEUE, register_tasks
 
 # Loading TensorFlow and a model in a fresh pool process takes longer than Celery's default 4 s.
 PROCESS_START_TIMEOUT_S = 300
@@ -33,8 +33,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     if settings.broker_url.startswith(("redis://", "rediss://")):
         timeout = max(MIN_VISIBILITY_TIMEOUT_S, 2 * settings.task_time_limit)
         return {"visibility_timeout": timeout}
-    if settings.broker_url.startswith("sqla+"):
-        return {"polling_interval": 0.2}
+    # kombu's SQLAlchemy transport hands its options to create_engine; it polls once a second.
     return {}
 
 
@@ -63,9 +62,12 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
-        task_default_queue=ENHANCE_QUEUE,
-        task_queues=[Queue(ENHANCE_QUEUE), Queue(TRAINING_QUEUE)],
-        task_routes={ENHANCE_TASK: {"queue": ENHANCE_QUEUE}, RECOVER_TASK: {"queue": ENHANCE_QUEUE}},
+        task_default_queue=settings.queue_name,
+        task_queues=[Queue(settings.queue_name), Queue(TRAINING_QUEUE)],
+        task_routes={
+            ENHANCE_TASK: {"queue": settings.queue_name},
+            RECOVER_TASK: {"queue": settings.queue_name},
+        },
         worker_proc_alive_timeout=PROCESS_START_TIMEOUT_S,
         worker_hijack_root_logger=True,
         beat_schedule=beat_schedule(settings),
