@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,6 +16,7 @@ from web.queue import QueueUnavailable
 from web.storage import StorageUnavailable
 
 bp = Blueprint("health", __name__)
+OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
 
 @bp.get("/healthz")
@@ -50,6 +52,12 @@ def readyz() -> tuple[Response, int]:
     }
     ready = all(result == "ok" for result in checks.values())
     return jsonify(status="ready" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+@bp.get("/openapi.yaml")
+def openapi() -> Response:
+    """The API description (web/openapi.yaml), tested against the app's routes and real responses."""
+    return Response(OPENAPI_PATH.read_bytes(), mimetype="application/yaml")
 
 
 @bp.get("/metrics")
