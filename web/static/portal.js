@@ -18,6 +18,13 @@ const fmt = {
   batch: (v) => (v == null ? "–" : String(v)),
 };
 
+function localTimes(root = document) {
+  for (const node of root.querySelectorAll("time[datetime]")) {
+    const when = new Date(node.getAttribute("datetime"));
+    if (!Number.isNaN(when.getTime())) node.textContent = when.toLocaleString();
+  }
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -98,6 +105,7 @@ function initJobs() {
         el("td", {}, fmt.runtime(job.metrics.runtime_ms)), el("td", {}, fmt.batch(job.metrics.batch_size)),
         el("td", {}, el("time", { datetime: job.created_at }, job.created_at)));
     }));
+    localTimes(body);
     if (page.jobs.some((job) => RUNNING.has(job.status))) setTimeout(poll, POLL_MS);
   }
   const running = [...table.querySelectorAll(".status")].some((s) => RUNNING.has(s.textContent.trim()));
@@ -125,6 +133,7 @@ function initJob() {
   }
 }
 
+localTimes();
 const page = document.body.dataset.page;
 if (page === "upload") initUpload();
 else if (page === "jobs") initJobs();
