@@ -1,5 +1,8 @@
 """The schema comes from Alembic, and the models agree with it on PostgreSQL and on SQLite."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,4 +53,14 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     command.downgrade(config, "base")
     assert "jobs" not in inspect(create_engine(url)).get_table_names()
     upgrade_database(url)
+    assert _diffs(url) == []
+
+
+def test_alembic_command_line_reads_database_url(tmp_path: Path) -> None:
+    """``alembic upgrade head`` from the repository root, configured only by DATABASE_URL."""
+    root = Path(__file__).resolve().parents[2]
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "DATABASE_URL": url}
+    alembic = [sys.executable, "-m", "alembic", "upgrade", "head"]
+    subprocess.run(alembic, cwd=root, env=env, check=True, capture_output=True)
     assert _diffs(url) == []
