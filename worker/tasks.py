@@ -23,7 +23,7 @@ TRAINING_QUEUE = "training"
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Define the tasks on ``app``; their options come from ``settings``."""
 
-    @app.task(name=ENHANCE_TASK, bind=True, max_retries=max_attempts(settings))
+    @app.task(name=ENHANCE_TASK, bind=True, max_retries=max_attempts(settings), shared=False)
     def enhance_job(self: Task, job_id: int) -> dict[str, object]:
         """Enhance job ``job_id`` in a batch with other queued jobs; retry it later if storage is down."""
         report = services.enhance_batch(get_context(settings), job_id)
@@ -35,7 +35,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             raise self.retry(exc=reason, countdown=report.released[job_id])
         return {"claimed": report.claimed, "succeeded": report.succeeded, "failed": report.failed}
 
-    @app.task(name=RECOVER_TASK)
+    @app.task(name=RECOVER_TASK, shared=False)
     def recover_stale_jobs() -> dict[str, list[int]]:
         """Give jobs of dead workers back to the queue and resend messages that may have been lost."""
         ctx = get_context(settings)
