@@ -54,6 +54,7 @@ class ApiToken(Base):
     """A bearer token; only its sha256 is stored, the plaintext is shown once when created."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -79,6 +80,9 @@ class Job(Base):
             sqlite_where=text("token_id IS NULL"),
         ),
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        # Never reuse the id of a deleted job on SQLite: a late broker message or a cached link for the
+        # old job must not reach a new one.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -28,7 +28,8 @@ def upgrade() -> None:
     sa.Column('is_admin', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
-    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash')),
+    sqlite_autoincrement=True,
     )
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -59,7 +60,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'], name=op.f('fk_jobs_token_id_api_tokens'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),
-    sa.UniqueConstraint('token_id', 'idempotency_key', name=op.f('uq_jobs_token_id_idempotency_key'))
+    sa.UniqueConstraint('token_id', 'idempotency_key', name=op.f('uq_jobs_token_id_idempotency_key')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index('ix_jobs_status_created_at', ['status', 'created_at'], unique=False)

@@ -241,3 +241,9 @@ def test_no_job_is_lost_when_the_broker_is_down(settings, images: Images) -> Non
     response = upload(client, images.low)
     assert response.status_code == 202  # committed; the scheduler's sweep re-sends queued jobs
     assert client.get(f"/api/v1/jobs/{response.get_json()['id']}").get_json()["status"] == "queued"
+
+
+def test_a_deleted_jobs_id_is_never_reused(client: FlaskClient, images: Images) -> None:
+    first = upload(client, images.low).get_json()["id"]
+    assert client.delete(f"/api/v1/jobs/{first}").status_code == 204
+    assert upload(client, images.low).get_json()["id"] == first + 1

@@ -20,6 +20,16 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def download_name(job: Job, kind: str) -> str:
+    """A file name for Content-Disposition: the user's name reduced to safe ASCII, plus what the file is."""
+    stem = (job.original_filename or "image").rsplit(".", 1)[0]
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in stem)[:100]
+    if kind == "result":
+        return f"{safe or 'image'}-enhanced.png"
+    key = (job.input_key if kind == "input" else job.reference_key) or ""
+    return f"{safe or 'image'}-{kind}.{key.rsplit('.', 1)[-1] or 'bin'}"
+
+
 def finite(value: float | None) -> float | None:
     """JSON has no infinity: PSNR of identical images is reported as null rather than invalid JSON."""
     return value if value is not None and math.isfinite(value) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.datastructures import FileStorage
 
-from web.api.serializers import job_to_dict
+from web.api.serializers import download_name, job_to_dict
 from web.db import get_session
 from web.errors import BadRequest, UploadRejected
 from web.models import JobStatus
@@ -117,8 +117,7 @@ def get_result(job_id: int) -> Response:
             return redirect(url, code=302)
     data, content_type = job_service.read_object(wired.storage, job, "result")
     response = Response(data, mimetype=content_type)
-    stem = (job.original_filename or "image").rsplit(".", 1)[0] or "image"
-    response.headers["Content-Disposition"] = f'attachment; filename="{_ascii(stem)}-enhanced.png"'
+    response.headers["Content-Disposition"] = f'attachment; filename="{download_name(job, "result")}"'
     return response
 
 
@@ -126,9 +125,3 @@ def get_result(job_id: int) -> Response:
 def delete_job(job_id: int) -> tuple[str, int]:
     job_service.delete_job(get_session(), platform().storage, current_token(), job_id)
     return "", 204
-
-
-def _ascii(name: str) -> str:
-    """The user's file name, reduced to characters that are safe inside a header."""
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in name)
-    return safe[:100] or "image"

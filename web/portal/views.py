@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from web.api.serializers import job_to_dict
+from web.api.serializers import download_name, job_to_dict
 from web.db import get_session
 from web.errors import AuthenticationRequired, JobNotFound
-from web.models import ApiToken, Job
+from web.models import ApiToken
 from web.platform import current_token, platform
 from web.services import jobs as job_service
 from web.services.tokens import authenticate
@@ -73,22 +73,8 @@ def job_file(job_id: int, kind: str) -> Response:
     response = Response(data, mimetype=content_type)
     response.headers["Cache-Control"] = "private, max-age=60"
     if request.args.get("download"):
-        suffix = "enhanced.png" if kind == "result" else f"{kind}.{_extension(job, kind)}"
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="{_stem(job.original_filename)}-{suffix}"'
-        )
+        response.headers["Content-Disposition"] = f'attachment; filename="{download_name(job, kind)}"'
     return response
-
-
-def _extension(job: Job, kind: str) -> str:
-    key = job.input_key if kind == "input" else job.reference_key or ""
-    return key.rsplit(".", 1)[-1] or "bin"
-
-
-def _stem(filename: str) -> str:
-    stem = (filename or "image").rsplit(".", 1)[0]
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in stem)
-    return safe[:100] or "image"
 
 
 @bp.route("/login", methods=["GET", "POST"])
