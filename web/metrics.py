@@ -8,6 +8,7 @@ gives the same numbers from any web process.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -41,6 +42,14 @@ def _histogram(name: str, doc: str, bounds: Sequence[float], rows: list) -> Hist
     return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total_sum)
 
 
+def _age_seconds(when: datetime | None) -> float:
+    if when is None:
+        return 0.0
+    if when.tzinfo is None:  # SQLite returns naive datetimes; they were written as UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - when).total_seconds())
+
+
 class JobTableCollector(Collector):
     """Jobs by status, queue depth, processing time and batch sizes, read from the job table."""
 
@@ -52,6 +61,9 @@ class JobTableCollector(Collector):
             by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
             runtime = _histogram_rows(session, Job.runtime_ms, RUNTIME_BUCKETS_S, 1000.0)
             batches = _histogram_rows(session, Job.batch_size, BATCH_BUCKETS, 1)
+            oldest = session.scalar(
+                select(func.min(Job.created_at)).where(Job.status == JobStatus.QUEUED.value)
+            )
         jobs = GaugeMetricFamily("lowlight_jobs", "Jobs by status", labels=["status"])
         for status in JobStatus:
             jobs.add_metric([status.value], by_status.get(status.value, 0))
@@ -60,6 +72,11 @@ class JobTableCollector(Collector):
             "lowlight_queue_depth",
             "Jobs waiting for a worker",
             value=by_status.get(JobStatus.QUEUED.value, 0),
+        )
+        yield GaugeMetricFamily(
+            "lowlight_oldest_queued_job_age_seconds",
+            "How long the oldest queued job has waited (0 when none): alert when workers are missing",
+            value=_age_seconds(oldest),
         )
         yield _histogram(
             "lowlight_job_processing_seconds",

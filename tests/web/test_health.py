@@ -115,6 +115,7 @@ def test_metrics_come_from_the_job_table(app: Flask, client: FlaskClient, images
     assert samples[("lowlight_jobs", (("status", "failed"),))] == 1
     assert samples[("lowlight_jobs", (("status", "processing"),))] == 0
     assert samples[("lowlight_queue_depth", ())] == 1
+    assert 0 <= samples[("lowlight_oldest_queued_job_age_seconds", ())] < 60
     assert samples[("lowlight_job_processing_seconds_bucket", (("le", "0.5"),))] == 1
     assert samples[("lowlight_job_processing_seconds_bucket", (("le", "5.0"),))] == 2
     assert samples[("lowlight_job_processing_seconds_count", ())] == 2

@@ -24,6 +24,7 @@ def test_jobs_and_job_pages_render(app: Flask, client: FlaskClient, images: Imag
     assert "night.png" in jobs_html and "queued" in jobs_html
     job_html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert f"Job {job_id}" in job_html and "Waiting for a worker" in job_html
+    assert f'data-url="/api/v1/jobs/{job_id}/cancel"' in job_html and 'data-action="retry"' not in job_html
     assert client.get(f"/jobs/{job_id}/files/input").data == images.low
     assert client.get(f"/jobs/{job_id}/files/reference").data == images.high
     assert client.get(f"/jobs/{job_id}/files/result").status_code == 409
@@ -43,6 +44,7 @@ def test_jobs_and_job_pages_render(app: Flask, client: FlaskClient, images: Imag
     job_html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert "19.25 dB" in job_html and "0.8123" in job_html and "812 ms" in job_html
     assert 'id="compare"' in job_html and 'id="download"' in job_html
+    assert 'data-action="cancel"' not in job_html and 'data-action="delete"' in job_html
     download = client.get(f"/jobs/{job_id}/files/result?download=1")
     assert download.data == images.high
     assert download.headers["Content-Disposition"] == 'attachment; filename="night-enhanced.png"'

@@ -126,6 +126,18 @@ function initJob() {
     };
     setTimeout(poll, POLL_MS);
   }
+  for (const button of root.querySelectorAll("button[data-action]")) {
+    button.addEventListener("click", async () => {
+      const action = button.dataset.action;
+      if (action === "delete" && !window.confirm("Delete this job and its images?")) return;
+      try {
+        await api(button.dataset.url, { method: action === "delete" ? "DELETE" : "POST" });
+        window.location.href = action === "delete" ? "/jobs" : window.location.href;
+      } catch (err) {
+        document.getElementById("action-error").textContent = err.message;
+      }
+    });
+  }
   const compare = document.getElementById("compare");
   if (compare) {
     const range = document.getElementById("compare-range");
