@@ -17,6 +17,10 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTT
 from web.settings import Settings
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# The store answers but will not serve us: misconfiguration, which no request of ours can fix either.
+_UNUSABLE_CODES = frozenset(
+    {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "SlowDown"}
+)
 
 
 class StorageUnavailable(RuntimeError):
@@ -59,12 +63,14 @@ class S3Storage:
         try:
             return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") in _MISSING_CODES:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket" or (code in ("404", "NotFound") and "Key" not in kwargs):
+                raise StorageUnavailable(f"S3 bucket {self.bucket!r} does not exist") from exc
+            if code in _MISSING_CODES:
                 raise FileNotFoundError(kwargs.get("Key", self.bucket)) from exc
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if status >= 500 or error.get("Code") in ("SlowDown", "ServiceUnavailable", "InternalError"):
-                raise StorageUnavailable(f"S3 {method} failed: {error.get('Code')}") from exc
+            if status >= 500 or code in _UNUSABLE_CODES:
+                raise StorageUnavailable(f"S3 {method} on bucket {self.bucket!r} failed: {code}") from exc
             raise
         except (ConnectionError, HTTPClientError) as exc:
             raise StorageUnavailable(f"S3 endpoint unreachable: {exc}") from exc
@@ -96,8 +102,6 @@ class S3Storage:
     def check(self) -> None:
         try:
             self._call("head_bucket")
-        except FileNotFoundError as exc:
-            raise StorageUnavailable(f"bucket {self.bucket!r} does not exist") from exc
         except ClientError as exc:
             raise StorageUnavailable(f"bucket {self.bucket!r} is not usable: {exc}") from exc
 

@@ -109,3 +109,20 @@ def test_missing_bucket_is_not_ready(seaweedfs: SeaweedFS) -> None:
     storage = S3Storage(seaweedfs.client(), "no-such-bucket-here")
     with pytest.raises(StorageUnavailable, match="does not exist"):
         storage.check()
+
+
+@pytest.mark.integration
+def test_wrong_credentials_are_storage_unavailable(seaweedfs: SeaweedFS, s3_bucket: str) -> None:
+    settings = seaweedfs.settings(s3_bucket, s3_secret_key="wrong-secret")
+    storage = S3Storage(make_s3_client(settings), s3_bucket)
+    with pytest.raises(StorageUnavailable):
+        storage.check()
+    with pytest.raises(StorageUnavailable):
+        storage.put_bytes("jobs/1/input.png", b"x")
+
+
+@pytest.mark.integration
+def test_writing_to_a_missing_bucket_is_storage_unavailable(seaweedfs: SeaweedFS) -> None:
+    storage = S3Storage(seaweedfs.client(), "no-such-bucket-either")
+    with pytest.raises(StorageUnavailable, match="does not exist"):
+        storage.get_bytes("jobs/1/input.png")
