@@ -1,0 +1,133 @@
+"""Networks chosen by name with keyword arguments (BasicSR style): ``build_model("mirnet-lite", channels=32)``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from mirnet.layers import PACKAGE, RecursiveResidualGroup
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PixelUnshuffle(layers.Layer):
+    """Folds ``factor x factor`` pixel blocks into channels, so the body runs at a lower resolution."""
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, inputs):
+        return tf.nn.space_to_depth(inputs, self.factor)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PixelShuffle(layers.Layer):
+    """The inverse of :class:`PixelUnshuffle`."""
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.factor)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _residual_network(
+    name: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int
+) -> keras.Model:
+    """Head convolution, residual groups, tail convolution, plus the input (a global residual).
+
+    The tail and the global addition always compute in float32: under bf16 the input image itself would
+    otherwise be rounded to 8 mantissa bits before it is added back.
+    """
+    inputs = keras.Input(shape=(None, None, 3), name="low_light")
+    x = PixelUnshuffle(fold, name="fold")(inputs) if fold > 1 else inputs
+    x = layers.Conv2D(channels, 3, padding="same", name="head")(x)
+    for i in range(num_rrg):
+        x = RecursiveResidualGroup(channels, num_mrb, block, name=f"group_{i + 1}")(x)
+    x = layers.Conv2D(3 * fold * fold, 3, padding="same", dtype="float32", name="tail")(x)
+    if fold > 1:
+        x = PixelShuffle(fold, name="unfold", dtype="float32")(x)
+    outputs = layers.Add(dtype="float32", name="enhanced")([inputs, x])
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _mirnet(num_rrg: int = 3, num_mrb: int = 2, channels: int = 64, fold: int = 1) -> keras.Model:
+    return _residual_network("mirnet", num_rrg, num_mrb, channels, "multi_scale", fold)
+
+
+def _mirnet_lite(num_rrg: int = 3, num_mrb: int = 2, channels: int = 64) -> keras.Model:
+    return _residual_network("mirnet_lite", num_rrg, num_mrb, channels, "residual_conv", 1)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build a network, and what inference must know about it."""
+
+    build: Callable[..., keras.Model]
+    defaults: dict[str, Any]
+    description: str
+    size_multiple: Callable[[dict[str, Any]], int]
+    receptive_radius: Callable[[dict[str, Any]], int | None]
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "mirnet": Architecture(
+        build=_mirnet,
+        defaults={"num_rrg": 3, "num_mrb": 2, "channels": 64, "fold": 1},
+        description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
+        size_multiple=lambda kw: 4 * kw.get("fold", 1),
+        # Channel attention and fusion pool globally: every output pixel sees the whole image.
+        receptive_radius=lambda kw: None,
+    ),
+    "mirnet-lite": Architecture(
+        build=_mirnet_lite,
+        defaults={"num_rrg": 3, "num_mrb": 2, "channels": 64},
+        description="the seed's simplified MIRNet: residual groups of 3x3 conv + ReLU residual blocks",
+        size_multiple=lambda kw: 1,
+        # One pixel per 3x3 convolution: head, tail, and (in, blocks..., out) per group.
+        receptive_radius=lambda kw: 2 + kw["num_rrg"] * (kw["num_mrb"] + 2),
+    ),
+}
+
+
+def resolve_arguments(name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The architecture's defaults overlaid with ``arguments``; unknown names are an error."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}")
+    arch = ARCHITECTURES[name]
+    arguments = dict(arguments or {})
+    unknown = set(arguments) - set(arch.defaults)
+    if unknown:
+        raise ValueError(f"{name} takes {sorted(arch.defaults)}, not {sorted(unknown)}")
+    return {**arch.defaults, **arguments}
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str) -> Iterator[None]:
+    """Build layers under ``policy`` ("float32" or "mixed_bfloat16") and restore the global policy after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_model(name: str, policy: str = "float32", **arguments: Any) -> keras.Model:
+    """Build the architecture ``name`` with ``arguments`` over its defaults."""
+    resolved = resolve_arguments(name, arguments)
+    with dtype_policy(policy):
+        return ARCHITECTURES[name].build(**resolved)

@@ -1,0 +1,146 @@
+"""Whole-image and tiled inference, batching tiles across images.
+
+Images are float32 H x W x 3 in [0, 1]. Each is reflect-padded to the size the network needs, cut into
+overlapping windows (or kept whole when it fits one tile), windows of the same shape from any of the images
+run through the network together, and the blended result is cropped back and clamped to [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from mirnet.architectures import ARCHITECTURES, build_model, resolve_arguments
+from mirnet.models import LoadedModel
+from mirnet.tiling import Window, plan_windows
+
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+DEFAULT_MARGIN = 32  # for networks whose receptive field is global (the full MIRNet)
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Reflect-pad bottom and right so both sides are multiples of ``multiple``."""
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    # NumPy reflects repeatedly when the pad is longer than the side, and repeats a 1-pixel side.
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+
+
+@dataclass
+class _Canvas:
+    """Accumulates the weighted tiles of one image."""
+
+    height: int
+    width: int
+    padded: np.ndarray
+    windows: list[Window]
+    total: np.ndarray = field(init=False)
+    weight: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.total = np.zeros(self.padded.shape, np.float32)
+        self.weight = np.zeros(self.padded.shape[:2], np.float32)
+
+    def add(self, window: Window, output: np.ndarray) -> None:
+        rows = slice(window.top, window.top + window.height)
+        cols = slice(window.left, window.left + window.width)
+        self.total[rows, cols] += output * window.weights[..., None]
+        self.weight[rows, cols] += window.weights
+
+    def result(self) -> np.ndarray:
+        blended = self.total / self.weight[..., None]
+        return np.clip(blended[: self.height, : self.width], 0.0, 1.0)
+
+
+class Enhancer:
+    """Runs a loaded model on images of any size, in ``fp32`` or ``bf16``, tiled when they are large."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        precision: str = "fp32",
+        tile: int | None = 512,
+        batch_size: int = 4,
+        margin: int | None = None,
+        blend: int = 16,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        arch = ARCHITECTURES[loaded.architecture]
+        arguments = resolve_arguments(loaded.architecture, loaded.arguments)
+        self.loaded = loaded
+        self.precision = precision
+        self.batch_size = batch_size
+        self.multiple = arch.size_multiple(arguments)
+        radius = arch.receptive_radius(arguments)
+        self.margin = margin if margin is not None else (radius if radius is not None else DEFAULT_MARGIN)
+        self.blend = blend
+        self.tile = tile
+        if tile is not None:
+            if tile % self.multiple:
+                raise ValueError(f"tile {tile} must be a multiple of {self.multiple} for this network")
+            if tile <= 2 * self.margin + blend:
+                raise ValueError(
+                    f"tile {tile} must exceed twice the margin plus the blend ({2 * self.margin + blend})"
+                )
+        model = loaded.model
+        if precision == "bf16":
+            model = build_model(loaded.architecture, policy=PRECISIONS["bf16"], **arguments)
+            model.set_weights(loaded.model.get_weights())
+        self.model = model
+        self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self.batch_sizes: list[int] = []
+
+    def _canvas(self, image: np.ndarray) -> _Canvas:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an H x W x 3 image, got shape {image.shape}")
+        padded = pad_to_multiple(image.astype(np.float32, copy=False), self.multiple)
+        height, width = padded.shape[:2]
+        if self.tile is None:
+            windows = [Window(0, 0, height, width, np.ones((height, width), np.float32))]
+        else:
+            windows = plan_windows(height, width, self.tile, self.margin, self.blend)
+        return _Canvas(image.shape[0], image.shape[1], padded, windows)
+
+    def count_tiles(self, images: Sequence[np.ndarray]) -> int:
+        return sum(len(self._canvas(image).windows) for image in images)
+
+    def enhance_many(
+        self, images: Sequence[np.ndarray], progress: Callable[[int], None] | None = None
+    ) -> list[np.ndarray]:
+        """Enhance all ``images`` together; windows of equal shape share batches across images.
+
+        ``progress`` is called with the number of windows finished after each batch. The sizes of the batches
+        that ran are appended to ``self.batch_sizes``.
+        """
+        canvases = [self._canvas(image) for image in images]
+        by_shape: dict[tuple[int, int], list[tuple[_Canvas, Window]]] = defaultdict(list)
+        for canvas in canvases:
+            for window in canvas.windows:
+                by_shape[(window.height, window.width)].append((canvas, window))
+        for pending in by_shape.values():
+            for start in range(0, len(pending), self.batch_size):
+                chunk = pending[start : start + self.batch_size]
+                batch = np.stack([_crop(canvas.padded, window) for canvas, window in chunk])
+                outputs = self._predict(tf.constant(batch)).numpy()
+                for (canvas, window), output in zip(chunk, outputs, strict=True):
+                    canvas.add(window, output)
+                self.batch_sizes.append(len(chunk))
+                if progress is not None:
+                    progress(len(chunk))
+        return [canvas.result() for canvas in canvases]
+
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        return self.enhance_many([image])[0]
+
+
+def _crop(image: np.ndarray, window: Window) -> np.ndarray:
+    return image[window.top : window.top + window.height, window.left : window.left + window.width]

@@ -1,0 +1,134 @@
+"""Parameter counts, shapes, serialization, and the fixes over the public Keras example."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mirnet import layers as L
+from mirnet.architectures import ARCHITECTURES, build_model
+
+
+def conv(k: int, cin: int, cout: int) -> int:
+    return k * k * cin * cout + cout
+
+
+def full_mirnet_parameters(num_rrg: int, num_mrb: int, channels: int, fold: int = 1) -> int:
+    """Counted from the paper's block diagram, independently of the implementation."""
+
+    def ca(c):
+        r = max(c // 8, 1)
+        return conv(1, c, r) + conv(1, r, c)
+
+    def dau(c):
+        return 2 * conv(3, c, c) + ca(c) + conv(1, 2, 1) + conv(1, 2 * c, c)
+
+    def down(c):
+        return conv(1, c, c) + conv(3, c, c) + 2 * conv(1, c, 2 * c)
+
+    def up(c):
+        return conv(1, c, c) + conv(3, c, c) + 2 * conv(1, c, c // 2)
+
+    def skff(c):
+        z = max(c // 8, 4)
+        return conv(1, c, z) + 3 * conv(1, z, c)
+
+    c = channels
+    encoder = down(c) + down(2 * c)
+    daus = dau(c) + dau(2 * c) + dau(4 * c)
+    exchange = (
+        (up(2 * c) + up(4 * c) + up(2 * c)) + (down(c) + up(4 * c)) + (down(c) + down(2 * c) + down(2 * c))
+    )
+    fusions = skff(c) + skff(2 * c) + skff(4 * c)
+    output = up(2 * c) + up(4 * c) + up(2 * c) + skff(c) + conv(3, c, c)
+    mrb = encoder + 2 * daus + exchange + fusions + output
+    rrg = 2 * conv(3, c, c) + num_mrb * mrb
+    return conv(3, 3 * fold * fold, c) + num_rrg * rrg + conv(3, c, 3 * fold * fold)
+
+
+def test_mirnet_lite_has_the_seed_summary_parameter_count():
+    assert build_model("mirnet-lite", num_rrg=3, num_mrb=2, channels=64).count_params() == 446_659
+
+
+@pytest.mark.slow
+def test_full_mirnet_parameter_count_matches_the_block_diagram():
+    model = build_model("mirnet", num_rrg=3, num_mrb=2, channels=64)
+    assert model.count_params() == full_mirnet_parameters(3, 2, 64) == 44_157_007
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"num_rrg": 1, "num_mrb": 2, "channels": 8}, {"channels": 8, "fold": 2, "num_rrg": 2, "num_mrb": 1}],
+)
+def test_small_full_mirnet_counts(arguments):
+    assert build_model("mirnet", **arguments).count_params() == full_mirnet_parameters(
+        arguments["num_rrg"], arguments["num_mrb"], arguments["channels"], arguments.get("fold", 1)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_output_has_the_input_shape(name):
+    model = build_model(name, num_rrg=1, num_mrb=1, channels=4)
+    x = np.random.default_rng(0).random((2, 32, 48, 3), dtype=np.float32)
+    assert model(x).shape == (2, 32, 48, 3)
+
+
+def test_unknown_architecture_and_argument_are_errors():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("unet")
+    with pytest.raises(ValueError, match="not \\['depth'\\]"):
+        build_model("mirnet-lite", depth=3)
+
+
+def test_selective_kernel_fusion_weights_sum_to_one_across_streams():
+    fusion = L.SelectiveKernelFusion(8)
+    ones = tf.ones((1, 4, 4, 8))
+    # If the weights of the three streams sum to 1, fusing three identical streams returns that stream.
+    assert np.allclose(fusion([ones, ones, ones]).numpy(), 1.0, atol=1e-6)
+    streams = [tf.fill((1, 4, 4, 8), v) for v in (1.0, 2.0, 3.0)]
+    out = fusion(streams).numpy()
+    assert out.min() > 1.0 and out.max() < 3.0
+
+
+def test_final_fusion_uses_all_three_streams():
+    """The Keras example fuses (stream 1, stream 3, stream 3): stream 2's last up-sampling got no gradient."""
+    block = L.MultiScaleResidualBlock(4)
+    x = tf.random.uniform((1, 16, 16, 4), seed=1)
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(block(x) ** 2)
+    variables = block.out_2_to_1.trainable_variables + block.out_3_to_1[1].trainable_variables
+    gradients = tape.gradient(y, variables)
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (L.ChannelPooling(), (1, 8, 8, 6)),
+        (L.SpatialAttention(), (1, 8, 8, 6)),
+        (L.ChannelAttention(6), (1, 8, 8, 6)),
+        (L.DualAttentionUnit(6), (1, 8, 8, 6)),
+        (L.DownSample(6), (1, 8, 8, 6)),
+        (L.UpSample(6), (1, 8, 8, 6)),
+        (L.MultiScaleResidualBlock(4), (1, 16, 16, 4)),
+        (L.ResidualConvBlock(6), (1, 8, 8, 6)),
+        (L.RecursiveResidualGroup(4, 1, "multi_scale"), (1, 16, 16, 4)),
+    ],
+)
+def test_layers_rebuild_from_their_config(layer, shape):
+    x = tf.random.uniform(shape, seed=2)
+    y = layer(x)
+    clone = layer.__class__.from_config(layer.get_config())
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    assert np.allclose(clone(x).numpy(), y.numpy(), atol=1e-6)
+    assert (
+        keras.saving.get_registered_object(keras.saving.get_registered_name(layer.__class__))
+        is layer.__class__
+    )
+
+
+def test_sampling_modules_change_scale_and_channels():
+    x = tf.zeros((1, 8, 8, 6))
+    assert L.DownSample(6)(x).shape == (1, 4, 4, 12)
+    assert L.UpSample(6)(x).shape == (1, 16, 16, 3)

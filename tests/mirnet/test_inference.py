@@ -1,0 +1,102 @@
+"""Padding, clamping, tiling and batching."""
+
+import numpy as np
+import pytest
+
+from mirnet.imageio import to_uint8
+from mirnet.inference import Enhancer, pad_to_multiple
+from mirnet.metrics import psnr
+from mirnet.models import load_model
+from mirnet.tiling import plan_windows
+
+
+@pytest.fixture(scope="module")
+def lite(tiny_lite_path):
+    return load_model(tiny_lite_path)
+
+
+@pytest.fixture(scope="module")
+def full(tiny_full_path):
+    return load_model(tiny_full_path)
+
+
+def test_pad_reflects_and_handles_one_pixel_sides():
+    image = np.arange(3 * 5 * 3, dtype=np.float32).reshape(3, 5, 3)
+    padded = pad_to_multiple(image, 4)
+    assert padded.shape == (4, 8, 3)
+    assert np.array_equal(padded[3, :5], image[1])  # reflected row
+    assert np.array_equal(padded[:3, 5], image[:, 3])  # reflected column
+    assert pad_to_multiple(np.ones((1, 1, 3), np.float32), 8).shape == (8, 8, 3)
+
+
+def test_to_uint8_rounds_and_clamps():
+    values = np.array([-0.2, 0.0, 0.5 / 255, 1.49 / 255, 1.51 / 255, 1.0, 1.3], np.float32)
+    assert to_uint8(values).tolist() == [0, 0, 0, 1, 2, 255, 255]  # 0.5 rounds to even
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 7), (37, 53)])
+def test_any_size_comes_back_at_its_size_in_range(full, size, rng):
+    out = Enhancer(full, tile=None).enhance(rng.random((*size, 3), dtype=np.float32))
+    assert out.shape == (*size, 3) and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_windows_cover_every_pixel_with_positive_weight():
+    weight = np.zeros((300, 410))
+    for w in plan_windows(300, 410, tile=128, margin=10, blend=8):
+        assert w.height == 128 and w.width == 128
+        weight[w.top : w.top + w.height, w.left : w.left + w.width] += w.weights
+    assert weight.min() > 0
+
+
+def test_lite_tiled_output_equals_whole_image_output(lite, rng):
+    """mirnet-lite's receptive field is finite; with the margin taken from it the tiles are exact."""
+    image = rng.random((150, 170, 3), dtype=np.float32)
+    whole = Enhancer(lite, tile=None).enhance(image)
+    tiled_enhancer = Enhancer(lite, tile=48, batch_size=3)
+    assert tiled_enhancer.margin == 2 + 2 * (1 + 2)
+    tiled = tiled_enhancer.enhance(image)
+    assert len(tiled_enhancer.batch_sizes) > 5  # it really was tiled
+    assert np.abs(tiled - whole).max() < 1e-5
+    assert (
+        np.array_equal(to_uint8(tiled), to_uint8(whole))
+        or np.abs(to_uint8(tiled).astype(int) - to_uint8(whole)).max() <= 1
+    )  # float ties at a rounding boundary are the only allowed difference
+
+
+def test_full_network_tiles_are_close_to_whole_image(full, lol_sample):
+    from mirnet.imageio import load_rgb_uint8
+
+    image = load_rgb_uint8(str(lol_sample / "low" / "6.png"))[:200, :240].astype(np.float32) / 255
+    whole = to_uint8(Enhancer(full, tile=None).enhance(image))
+    tiled = to_uint8(Enhancer(full, tile=128, margin=16).enhance(image))
+    assert psnr(tiled, whole) > 35
+
+
+def test_tiles_of_different_images_share_batches(lite, rng):
+    images = [rng.random((100, 90, 3), dtype=np.float32), rng.random((60, 130, 3), dtype=np.float32)]
+    enhancer = Enhancer(lite, tile=48, batch_size=8)
+    together = enhancer.enhance_many(images)
+    assert (
+        max(enhancer.batch_sizes) == 8
+    )  # more windows of one shape than either image alone... share batches
+    alone = [Enhancer(lite, tile=48, batch_size=1).enhance(image) for image in images]
+    for a, b in zip(together, alone, strict=True):
+        assert np.abs(a - b).max() < 1e-5
+
+
+def test_bf16_is_close_to_fp32(full, rng):
+    image = rng.random((32, 32, 3), dtype=np.float32) * 0.3
+    fp32 = to_uint8(Enhancer(full, tile=None).enhance(image))
+    bf16_enhancer = Enhancer(full, precision="bf16", tile=None)
+    assert bf16_enhancer.model.layers[-2].dtype_policy.name in ("float32",)  # the tail stays in float32
+    bf16 = to_uint8(bf16_enhancer.enhance(image))
+    assert psnr(fp32, bf16) > 30
+
+
+def test_bad_settings_are_refused(full, lite):
+    with pytest.raises(ValueError, match="precision"):
+        Enhancer(full, precision="fp8")
+    with pytest.raises(ValueError, match="multiple of 4"):
+        Enhancer(full, tile=130)
+    with pytest.raises(ValueError, match="exceed"):
+        Enhancer(lite, tile=20)
