@@ -1,0 +1,223 @@
+"""The ``lowlight`` command line: enhance, eval, train, info.
+
+TensorFlow is imported only by the subcommands that need it, so ``lowlight --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from mirnet.imageio import ImageLimits
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, help="a packaged model name or a .keras file (default: packaged)"
+    )
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=512,
+        help="tile size for large images, 0 for whole-image inference (default 512)",
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles run through the network together")
+
+
+def _parse_argument(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lowlight", description="Enhance low-light photos with MIRNet.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    enhance = commands.add_parser("enhance", help="enhance image files, folders or globs")
+    enhance.add_argument("inputs", nargs="+", metavar="INPUT")
+    enhance.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG files)")
+    _add_model_options(enhance)
+    enhance.add_argument(
+        "--max-pixels", type=int, default=ImageLimits.max_pixels, help="refuse larger images"
+    )
+    enhance.add_argument("--max-side", type=int, default=ImageLimits.max_side, help="refuse longer sides")
+
+    evaluate = commands.add_parser("eval", help="PSNR/SSIM on a folder with low/ and high/")
+    evaluate.add_argument("--data", required=True)
+    _add_model_options(evaluate)
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
+
+    train = commands.add_parser("train", help="train a model; resumes when --out holds a checkpoint")
+    train.add_argument("--config", type=Path, help="a JSON TrainConfig (command-line options override it)")
+    train.add_argument("--data", help="a folder with low/ and high/")
+    train.add_argument("--val-list", help="names of the pairs held out for validation")
+    train.add_argument("--arch", help="architecture name (mirnet, mirnet-lite)")
+    train.add_argument(
+        "--arg",
+        action="append",
+        type=_parse_argument,
+        default=[],
+        metavar="KEY=VALUE",
+        help="an architecture argument, e.g. --arg channels=32 (repeatable)",
+    )
+    train.add_argument("--out", help="the run's folder")
+    for name, kind in [
+        ("steps", int),
+        ("val-every", int),
+        ("checkpoint-every", int),
+        ("batch-size", int),
+        ("crop-size", int),
+        ("learning-rate", float),
+        ("warmup-steps", int),
+        ("seed", int),
+        ("val-limit", int),
+    ]:
+        train.add_argument(f"--{name}", type=kind)
+    train.add_argument("--init-from", help="start from the weights of this .keras file")
+
+    info = commands.add_parser("info", help="describe a model")
+    info.add_argument("--model", default=None)
+    return parser
+
+
+def _enhancer(args: argparse.Namespace):
+    from mirnet.inference import Enhancer
+    from mirnet.models import load_model
+
+    loaded = load_model(args.model)
+    return Enhancer(loaded, precision=args.precision, tile=args.tile or None, batch_size=args.batch_size)
+
+
+def run_enhance(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mirnet.files import collect_inputs, enhance_files
+
+    sources, missing = collect_inputs(args.inputs)
+    for item in missing:
+        print(f"error: {item}: no such file, folder or matching glob", file=sys.stderr)
+    if not sources:
+        return 2
+    enhancer = _enhancer(args)
+    limits = ImageLimits(max_pixels=args.max_pixels, max_side=args.max_side)
+    with tqdm(total=len(sources), unit="image", desc="enhance", file=sys.stderr) as bar:
+
+        def on_done(outcome) -> None:
+            if outcome.error:
+                bar.write(f"error: {outcome.error}", file=sys.stderr)
+            bar.update(1)
+
+        outcomes = enhance_files(sources, args.out, enhancer, limits, on_done)
+    failed = sum(1 for outcome in outcomes if outcome.error) + len(missing)
+    print(f"{len(outcomes) - failed + len(missing)} enhanced into {args.out}, {failed} failed")
+    return 1 if failed else 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from mirnet.evaluation import evaluate_folder, report
+
+    enhancer = _enhancer(args)
+
+    def on_image(index: int, score) -> None:
+        print(f"PSNR for image {score.name}: {score.psnr:.4f} dB   SSIM: {score.ssim:.4f}", flush=True)
+
+    scores = evaluate_folder(args.data, enhancer, on_image)
+    document = report(scores, _model_summary(enhancer.loaded, args.precision, args.tile))
+    print(f"\nAverage PSNR: {document['mean']['psnr']:.4f} dB")
+    print(f"Average SSIM: {document['mean']['ssim']:.4f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+def _model_summary(loaded, precision: str, tile: int | None) -> dict[str, Any]:
+    return {
+        "version": loaded.version,
+        "source": loaded.source,
+        "architecture": loaded.architecture,
+        "arguments": loaded.arguments,
+        "parameters": loaded.model.count_params(),
+        "precision": precision,
+        "tile": tile or None,
+    }
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from mirnet.training import TrainConfig, train
+
+    values: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
+    overrides = {
+        "data": args.data,
+        "val_list": args.val_list,
+        "arch": args.arch,
+        "out": args.out,
+        "steps": args.steps,
+        "val_every": args.val_every,
+        "checkpoint_every": args.checkpoint_every,
+        "batch_size": args.batch_size,
+        "crop_size": args.crop_size,
+        "learning_rate": args.learning_rate,
+        "warmup_steps": args.warmup_steps,
+        "seed": args.seed,
+        "val_limit": args.val_limit,
+        "init_from": args.init_from,
+    }
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    if args.arg:
+        values["arguments"] = {**values.get("arguments", {}), **dict(args.arg)}
+    for required in ("data", "out"):
+        if not values.get(required):
+            print(f"error: --{required} is required (or give it in --config)", file=sys.stderr)
+            return 2
+    result = train(TrainConfig(**values))
+    print(
+        f"done: {result.steps} steps in {result.seconds / 3600:.2f} h; best at step {result.best_step}: "
+        f"val PSNR {result.best_val_psnr} dB, SSIM {result.best_val_ssim} -> {result.best_path}"
+    )
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from mirnet.architectures import ARCHITECTURES
+    from mirnet.models import load_model
+
+    loaded = load_model(args.model)
+    card = loaded.card
+    print(f"model:        {loaded.version}")
+    print(f"weights from: {loaded.source}")
+    print(f"architecture: {loaded.architecture} ({ARCHITECTURES[loaded.architecture].description})")
+    print(f"arguments:    {json.dumps(loaded.arguments, sort_keys=True)}")
+    print(f"parameters:   {loaded.model.count_params():,}")
+    print("precision:    fp32 weights; inference in fp32 or bf16 (--precision)")
+    for section in ("training", "validation", "eval15"):
+        if section in card:
+            print(f"{section + ':':<14}{json.dumps(card[section], sort_keys=True)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    handlers = {"enhance": run_enhance, "eval": run_eval, "train": run_train, "info": run_info}
+    from mirnet.models import ModelLoadError
+
+    try:
+        return handlers[args.command](args)
+    except (ModelLoadError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Paired low/high data: the LOL folder layout, validation splits by name, and the tf.data training stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A dark image and its normally exposed reference."""
+
+    name: str
+    low: Path
+    high: Path
+
+
+def list_pairs(data_dir: str | Path) -> list[Pair]:
+    """Pairs from ``data_dir/low`` and ``data_dir/high``, matched by file name (the LOL layout)."""
+    root = Path(data_dir)
+    low_dir, high_dir = root / "low", root / "high"
+    if not low_dir.is_dir() or not high_dir.is_dir():
+        raise FileNotFoundError(f"{root} must contain low/ and high/ folders with the same file names")
+    low = {p.name: p for p in low_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    high = {p.name: p for p in high_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    unmatched = sorted(set(low) ^ set(high))
+    if unmatched:
+        raise ValueError(f"{root}: files without a partner in low/ or high/: {unmatched[:5]}")
+    return [Pair(name, low[name], high[name]) for name in sorted(low, key=_natural_key)]
+
+
+def _natural_key(name: str) -> tuple:
+    stem = Path(name).stem
+    return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
+
+
+def read_name_list(path: str | Path) -> list[str]:
+    """Names, one a line; blank lines and ``#`` comments ignored."""
+    lines = Path(path).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def split_pairs(pairs: list[Pair], validation_names: list[str]) -> tuple[list[Pair], list[Pair]]:
+    """(training, validation); every validation name must exist, so a typo cannot leak data into training."""
+    wanted = set(validation_names)
+    missing = wanted - {pair.name for pair in pairs}
+    if missing:
+        raise ValueError(f"validation names not found among the pairs: {sorted(missing)[:5]}")
+    train = [pair for pair in pairs if pair.name not in wanted]
+    validation = [pair for pair in pairs if pair.name in wanted]
+    return train, validation
+
+
+def load_pair_arrays(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """A pair as float32 arrays in [0, 1] (validation and evaluation work on whole images)."""
+    low = tf.io.decode_image(tf.io.read_file(str(pair.low)), channels=3, expand_animations=False)
+    high = tf.io.decode_image(tf.io.read_file(str(pair.high)), channels=3, expand_animations=False)
+    if low.shape != high.shape:
+        raise ValueError(f"{pair.name}: low {low.shape} and high {high.shape} differ in size")
+    return low.numpy().astype(np.float32) / 255.0, high.numpy().astype(np.float32) / 255.0
+
+
+def _decode(path: tf.Tensor) -> tf.Tensor:
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+
+def _augment(stacked: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """An aligned random crop of low and high (stacked on channels), a flip and a rotation by 90 degrees."""
+    seeds = tf.random.experimental.stateless_split(seed, num=3)
+    crop = tf.image.stateless_random_crop(stacked, (crop_size, crop_size, 6), seed=seeds[0])
+    crop = tf.image.stateless_random_flip_left_right(crop, seed=seeds[1])
+    turns = tf.random.stateless_uniform((), seeds[2], minval=0, maxval=4, dtype=tf.int32)
+    return tf.image.rot90(crop, turns)
+
+
+def training_dataset(pairs: list[Pair], crop_size: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """An endless stream of (low, high) batches of aligned augmented crops, reproducible for a given seed.
+
+    Decoded images are cached in memory as uint8 (LOL's 485 pairs take about 700 MB); crops are made from
+    the cache, so every step sees new crops without decoding again.
+    """
+    if not pairs:
+        raise ValueError("no training pairs")
+    lows = tf.constant([str(pair.low) for pair in pairs])
+    highs = tf.constant([str(pair.high) for pair in pairs])
+    images = (
+        tf.data.Dataset.from_tensor_slices((lows, highs))
+        .map(
+            lambda lo, hi: tf.concat([_decode(lo), _decode(hi)], axis=-1), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        .cache()
+        .shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+    )
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    crops = tf.data.Dataset.zip(images, seeds).map(
+        lambda stacked, s: _augment(stacked, crop_size, s), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    scaled = crops.map(
+        lambda c: (tf.cast(c[..., :3], tf.float32) / 255.0, tf.cast(c[..., 3:], tf.float32) / 255.0)
+    )
+    return scaled.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,271 @@
+"""Training with checkpoints every N steps, exact resume after a kill, and the best model chosen on validation.
+
+Everything a run needs lives in its output folder:
+
+- ``config.json``: the run's configuration (a resumed run must be given the same one);
+- ``checkpoint.keras`` + ``state.json``: the last checkpoint (model, optimizer, step), written atomically;
+- ``log.csv``: one row per validation (step, loss, learning rate, val_psnr, val_ssim, seconds);
+- ``best.keras`` + ``best.json``: the weights with the highest validation PSNR, with their model card.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from mirnet.architectures import build_model, resolve_arguments
+from mirnet.data import Pair, list_pairs, load_pair_arrays, read_name_list, split_pairs, training_dataset
+from mirnet.imageio import to_uint8
+from mirnet.inference import Enhancer
+from mirnet.losses import CharbonnierLoss
+from mirnet.metrics import psnr, ssim
+from mirnet.models import LoadedModel, save_model
+
+LOG_FIELDS = ["step", "loss", "learning_rate", "val_psnr", "val_ssim", "seconds"]
+
+
+@dataclass
+class TrainConfig:
+    """What a training run does. Saved beside the run so that it can be resumed and reproduced."""
+
+    data: str
+    out: str
+    arch: str = "mirnet-lite"
+    arguments: dict[str, Any] = field(default_factory=dict)
+    val_list: str | None = None
+    steps: int = 1000
+    val_every: int = 250
+    checkpoint_every: int = 50
+    batch_size: int = 8
+    crop_size: int = 128
+    learning_rate: float = 2e-4
+    min_learning_rate: float = 1e-6
+    warmup_steps: int = 0
+    seed: int = 0
+    val_limit: int | None = None  # validate on the first N validation pairs only (quick runs)
+    init_from: str | None = None  # start from these weights (fine-tuning)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_step: int | None
+    best_val_psnr: float | None
+    best_val_ssim: float | None
+    best_path: Path
+    seconds: float
+
+
+def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Cosine decay from ``learning_rate`` to ``min_learning_rate`` over the run, after an optional warm-up."""
+    decay_steps = max(config.steps - config.warmup_steps, 1)
+    if config.warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.min_learning_rate,
+            decay_steps=decay_steps,
+            alpha=config.min_learning_rate / config.learning_rate,
+            warmup_target=config.learning_rate,
+            warmup_steps=config.warmup_steps,
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps, alpha=config.min_learning_rate / config.learning_rate
+    )
+
+
+def evaluate_pairs(
+    enhancer: Enhancer, arrays: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[float, float, list[tuple[float, float]]]:
+    """Mean PSNR/SSIM over whole images at 8 bits, as reported in the literature, and the per-image values."""
+    scores = []
+    for low, high in arrays:
+        enhanced = to_uint8(enhancer.enhance(low))
+        reference = to_uint8(high)
+        scores.append((psnr(enhanced, reference), ssim(enhanced, reference)))
+    return float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores])), scores
+
+
+class Trainer:
+    """Runs (or resumes) the training described by a :class:`TrainConfig`."""
+
+    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.log = log
+        self.out = Path(config.out)
+        self.arguments = resolve_arguments(config.arch, config.arguments)
+        pairs = list_pairs(config.data)
+        names = read_name_list(config.val_list) if config.val_list else []
+        self.train_pairs, self.val_pairs = split_pairs(pairs, names)
+        if config.val_limit is not None:
+            self.val_pairs = self.val_pairs[: config.val_limit]
+        self._check_config()
+
+    def _check_config(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        saved = self.out / "config.json"
+        if saved.exists():
+            previous = json.loads(saved.read_text())
+            current = json.loads(self.config.to_json())
+            changed = sorted(k for k in current if previous.get(k) != current[k])
+            if changed:
+                raise ValueError(
+                    f"{self.out} holds a run with a different configuration ({changed}); use a new --out"
+                )
+        else:
+            saved.write_text(self.config.to_json() + "\n")
+
+    # Checkpoints ---------------------------------------------------------------------------------------------
+    def _load_or_build(self) -> tuple[keras.Model, int, dict[str, Any]]:
+        checkpoint, state_file = self.out / "checkpoint.keras", self.out / "state.json"
+        if checkpoint.exists() and state_file.exists():
+            state = json.loads(state_file.read_text())
+            model = keras.models.load_model(checkpoint, compile=True)
+            self.log(f"resuming {self.out} at step {state['step']}")
+            return model, int(state["step"]), state
+        model = build_model(self.config.arch, **self.arguments)
+        if self.config.init_from:
+            model.set_weights(keras.models.load_model(self.config.init_from, compile=False).get_weights())
+        optimizer = keras.optimizers.Adam(learning_rate_schedule(self.config))
+        model.compile(optimizer=optimizer, loss=CharbonnierLoss())
+        return (
+            model,
+            0,
+            {"step": 0, "best_val_psnr": None, "best_val_ssim": None, "best_step": None, "seconds": 0.0},
+        )
+
+    def _save_checkpoint(self, model: keras.Model, state: dict[str, Any]) -> None:
+        tmp = self.out / ".checkpoint.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, self.out / "checkpoint.keras")
+        tmp_state = self.out / ".state.tmp.json"
+        tmp_state.write_text(json.dumps(state, indent=2))
+        os.replace(tmp_state, self.out / "state.json")
+
+    def _card(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "architecture": self.config.arch,
+            "arguments": self.arguments,
+            "training": {
+                "data": str(self.config.data),
+                "train_pairs": len(self.train_pairs),
+                "validation_pairs": len(self.val_pairs),
+                "validation_list": self.config.val_list,
+                "steps": state["best_step"],
+                "batch_size": self.config.batch_size,
+                "crop_size": self.config.crop_size,
+                "learning_rate": self.config.learning_rate,
+                "loss": "charbonnier",
+                "seed": self.config.seed,
+                "seconds": round(state["seconds"], 1),
+            },
+            "validation": {"psnr": state["best_val_psnr"], "ssim": state["best_val_ssim"]},
+        }
+
+    # The loop ------------------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        config = self.config
+        model, step, state = self._load_or_build()
+        # A fresh seed per resume point: the stream continues with new crops instead of replaying old ones.
+        stream = iter(
+            training_dataset(self.train_pairs, config.crop_size, config.batch_size, config.seed + step)
+        )
+        val_arrays = [load_pair_arrays(pair) for pair in self.val_pairs]
+        train_step = _make_train_step(model)
+        self.log(
+            f"training {config.arch} {self.arguments} ({model.count_params():,} parameters) on "
+            f"{len(self.train_pairs)} pairs, validating on {len(self.val_pairs)}, steps {step}->{config.steps}"
+        )
+        started, seconds_before = time.monotonic(), float(state["seconds"])
+        losses: list[float] = []
+        bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True, desc="train")
+        while step < config.steps:
+            low, high = next(stream)
+            losses.append(float(train_step(low, high)))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            state["step"] = step
+            state["seconds"] = seconds_before + time.monotonic() - started
+            if step % config.val_every == 0 or step == config.steps:
+                self._validate(model, state, val_arrays, losses)
+                losses = []
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                self._save_checkpoint(model, state)
+        bar.close()
+        return TrainResult(
+            steps=step,
+            best_step=state["best_step"],
+            best_val_psnr=state["best_val_psnr"],
+            best_val_ssim=state["best_val_ssim"],
+            best_path=self.out / "best.keras",
+            seconds=state["seconds"],
+        )
+
+    def _validate(self, model: keras.Model, state: dict[str, Any], val_arrays, losses: list[float]) -> None:
+        row: dict[str, Any] = {
+            "step": state["step"],
+            "loss": float(np.mean(losses)) if losses else math.nan,
+            "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+            "seconds": round(state["seconds"], 1),
+        }
+        if val_arrays:
+            loaded = LoadedModel(
+                model, {"architecture": self.config.arch, "arguments": self.arguments}, "train", ""
+            )
+            val_psnr, val_ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None), val_arrays)
+            row.update(val_psnr=round(val_psnr, 4), val_ssim=round(val_ssim, 5))
+            self.log(
+                f"step {state['step']}: loss {row['loss']:.4f}, val PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}"
+            )
+            if state["best_val_psnr"] is None or val_psnr > state["best_val_psnr"]:
+                state.update(best_val_psnr=val_psnr, best_val_ssim=val_ssim, best_step=state["step"])
+                save_model(model, self.out / "best.keras", self._card(state))
+        elif not val_arrays:
+            # Without a validation split the last weights are the only choice.
+            state.update(best_step=state["step"])
+            save_model(model, self.out / "best.keras", self._card(state))
+        self._append_log(row)
+
+    def _append_log(self, row: dict[str, Any]) -> None:
+        path = self.out / "log.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow({key: row.get(key, "") for key in LOG_FIELDS})
+
+
+def _make_train_step(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    optimizer, loss_fn = model.optimizer, model.loss
+
+    @tf.function(reduce_retracing=True)
+    def train_step(low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(high, model(low, training=True)))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        return loss
+
+    return train_step
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
+    return Trainer(config, log).run()
+
+
+__all__ = ["Pair", "TrainConfig", "TrainResult", "Trainer", "evaluate_pairs", "train"]
