@@ -97,9 +97,15 @@ def settings(tmp_path: Path) -> Settings:
     return result
 
 
+def _dispose(app: Flask) -> None:
+    app.extensions["session_factory"].kw["bind"].dispose()
+
+
 @pytest.fixture
-def app(settings: Settings, enqueued: Recorder) -> Flask:
-    return create_app(settings, enqueue=enqueued, check_broker=lambda: None)
+def app(settings: Settings, enqueued: Recorder) -> Iterator[Flask]:
+    created = create_app(settings, enqueue=enqueued, check_broker=lambda: None)
+    yield created
+    _dispose(created)
 
 
 @pytest.fixture
@@ -122,8 +128,10 @@ def auth_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def auth_app(auth_settings: Settings, enqueued: Recorder) -> Flask:
-    return create_app(auth_settings, enqueue=enqueued, check_broker=lambda: None)
+def auth_app(auth_settings: Settings, enqueued: Recorder) -> Iterator[Flask]:
+    created = create_app(auth_settings, enqueue=enqueued, check_broker=lambda: None)
+    yield created
+    _dispose(created)
 
 
 @pytest.fixture

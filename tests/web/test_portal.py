@@ -82,5 +82,6 @@ def test_login_does_not_redirect_off_site(auth_app: Flask, tokens: dict) -> None
 
 
 def test_static_assets_are_served(client: FlaskClient) -> None:
-    assert client.get("/static/portal.js").status_code == 200
-    assert client.get("/static/portal.css").status_code == 200
+    for asset in ("portal.js", "portal.css"):
+        with client.get(f"/static/{asset}") as response:
+            assert response.status_code == 200
