@@ -91,9 +91,7 @@ def supervise(children: dict[str, subprocess.Popen[bytes]], stopping: list[int])
     while not stopping:
         dead = {name: child.returncode for name, child in children.items() if child.poll() is not None}
         if dead:
-            print(
-                f"run_platform: {', '.join(f'{n} exited with {c}' for n, c in dead.items())}", file=sys.stderr
-            )
+            print(f"run_platform: {', '.join(f'{n} exited with {c}' for n, c in dead.items())}", file=sys.stderr)
             code = 1
             break
         time.sleep(0.5)

@@ -62,18 +62,14 @@ def _as_claims(rows: list) -> list[ClaimedJob]:
     return [ClaimedJob(id=r[0], attempt=r[1], input_key=r[2], reference_key=r[3]) for r in rows]
 
 
-def claim_job(
-    session: Session, job_id: int, lease_s: float, now: datetime | None = None
-) -> ClaimedJob | None:
+def claim_job(session: Session, job_id: int, lease_s: float, now: datetime | None = None) -> ClaimedJob | None:
     """Claim one job if it is queued, or processing under an expired lease; None if it is not ours to run."""
     now = now or utcnow()
     takeable = or_(
         Job.status == QUEUED,
         and_(Job.status == PROCESSING, Job.started_at < now - timedelta(seconds=lease_s)),
     )
-    statement = (
-        update(Job).where(Job.id == job_id, takeable).values(_claimed_values(now)).returning(*_RETURNED)
-    )
+    statement = update(Job).where(Job.id == job_id, takeable).values(_claimed_values(now)).returning(*_RETURNED)
     rows = session.execute(statement, execution_options={"synchronize_session": False}).all()
     session.commit()
     claims = _as_claims(rows)
@@ -94,9 +90,7 @@ def claim_queued(session: Session, limit: int, now: datetime | None = None) -> l
         target = Job.id.in_(ids)
     else:
         target = Job.id.in_(oldest.scalar_subquery())
-    statement = (
-        update(Job).where(target, Job.status == QUEUED).values(_claimed_values(now)).returning(*_RETURNED)
-    )
+    statement = update(Job).where(target, Job.status == QUEUED).values(_claimed_values(now)).returning(*_RETURNED)
     rows = session.execute(statement, execution_options={"synchronize_session": False}).all()
     session.commit()
     return sorted(_as_claims(rows), key=lambda claim: claim.id)

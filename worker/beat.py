@@ -21,9 +21,7 @@ def recover_interval_s(settings: Settings) -> float:
     return max(MIN_RECOVER_INTERVAL_S, min(RECOVER_INTERVAL_S, lease_seconds(settings) / 10))
 
 
-def beat_schedule(
-    settings: Settings, extra: dict[str, dict[str, Any]] | None = None
-) -> dict[str, dict[str, Any]]:
+def beat_schedule(settings: Settings, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {
         "recover-stale-jobs": {
             "task": "worker.recover_stale_jobs",

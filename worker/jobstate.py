@@ -41,9 +41,7 @@ def _fenced_update(session: Session, claim: ClaimedJob, values: dict[str, object
     won = session.execute(statement, execution_options={"synchronize_session": False}).first() is not None
     session.commit()
     if not won:
-        log.warning(
-            "job %s: claim %s is no longer current; not writing %s", claim.id, claim.attempt, values["status"]
-        )
+        log.warning("job %s: claim %s is no longer current; not writing %s", claim.id, claim.attempt, values["status"])
     return won
 
 
@@ -67,9 +65,7 @@ def mark_succeeded(session: Session, claim: ClaimedJob, outcome: Success) -> boo
     return won
 
 
-def mark_failed(
-    session: Session, claim: ClaimedJob, code: str, message: str, batch_size: int | None = None
-) -> bool:
+def mark_failed(session: Session, claim: ClaimedJob, code: str, message: str, batch_size: int | None = None) -> bool:
     values: dict[str, object] = {
         "status": JobStatus.FAILED.value,
         "error_code": code,
@@ -102,9 +98,7 @@ class Recovery:
         return sorted(set(self.requeued) | set(self.resend))
 
 
-def recover_stale(
-    session: Session, lease_s: float, attempts_cap: int, now: datetime | None = None
-) -> Recovery:
+def recover_stale(session: Session, lease_s: float, attempts_cap: int, now: datetime | None = None) -> Recovery:
     """Undo the claims of dead workers and find queued jobs whose message may have been lost.
 
     A job ``processing`` past its lease goes back to ``queued`` (or ``failed`` once it has used all its
@@ -137,10 +131,7 @@ def recover_stale(
     )
     recovery.requeued = sorted(requeued.scalars())
     forgotten = session.execute(
-        update(Job)
-        .where(Job.status == QUEUED, Job.updated_at < cutoff)
-        .values(updated_at=now)
-        .returning(Job.id),
+        update(Job).where(Job.status == QUEUED, Job.updated_at < cutoff).values(updated_at=now).returning(Job.id),
         execution_options={"synchronize_session": False},
     )
     recovery.resend = sorted(forgotten.scalars())

@@ -40,9 +40,7 @@ def load_enhancer(settings: Settings) -> Enhancer:
 
     try:
         loaded = load_model(settings.model)
-        return Enhancer(
-            loaded, precision=settings.precision, tile=settings.tile, batch_size=settings.max_batch
-        )
+        return Enhancer(loaded, precision=settings.precision, tile=settings.tile, batch_size=settings.max_batch)
     except (ModelLoadError, ValueError) as exc:
         raise ModelUnavailable(f"model {settings.model or 'default'!r} cannot be loaded: {exc}") from exc
 

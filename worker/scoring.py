@@ -31,9 +31,7 @@ class Metrics:
     note: str | None = None
 
 
-def load_reference(
-    storage: ObjectStorage, key: str | None, image: DecodedImage, limits: ImageLimits
-) -> Reference:
+def load_reference(storage: ObjectStorage, key: str | None, image: DecodedImage, limits: ImageLimits) -> Reference:
     """Read the reference of a job; StorageUnavailable propagates (it is worth a retry)."""
     if not key:
         return Reference()
@@ -42,14 +40,10 @@ def load_reference(
     except FileNotFoundError:
         return Reference(note="the reference image is no longer in storage; PSNR/SSIM not computed")
     except InvalidImageError as exc:
-        return Reference(
-            note=f"the reference could not be read ({exc.code}: {exc.reason}); PSNR/SSIM not computed"
-        )
+        return Reference(note=f"the reference could not be read ({exc.code}: {exc.reason}); PSNR/SSIM not computed")
     if (decoded.width, decoded.height) != (image.width, image.height):
         ref_size, image_size = f"{decoded.width}x{decoded.height}", f"{image.width}x{image.height}"
-        return Reference(
-            note=f"the reference is {ref_size} but the image is {image_size}; PSNR/SSIM not computed"
-        )
+        return Reference(note=f"the reference is {ref_size} but the image is {image_size}; PSNR/SSIM not computed")
     return Reference(pixels=to_uint8(decoded.rgb))
 
 
@@ -60,7 +54,5 @@ def score(result_png: bytes, reference: Reference) -> Metrics:
     result = to_uint8(decode_image(result_png, name="result", limits=ImageLimits(2**40, 2**30, 2**40)).rgb)
     value = psnr(result, reference.pixels)
     if min(result.shape[:2]) < SSIM_MIN_SIDE:
-        return Metrics(
-            psnr=value, note=f"the image is smaller than {SSIM_MIN_SIDE} pixels; SSIM not computed"
-        )
+        return Metrics(psnr=value, note=f"the image is smaller than {SSIM_MIN_SIDE} pixels; SSIM not computed")
     return Metrics(psnr=value, ssim=ssim(result, reference.pixels))

@@ -134,9 +134,7 @@ def _fail_unfinished(
             _fail(ctx, claim, report, code, message)
 
 
-def _give_back(
-    ctx: WorkerContext, claims: list[ClaimedJob], exc: StorageUnavailable, report: BatchReport
-) -> None:
+def _give_back(ctx: WorkerContext, claims: list[ClaimedJob], exc: StorageUnavailable, report: BatchReport) -> None:
     """Storage is down: release each unfinished job for a later retry, or fail it if it is out of attempts."""
     cap = max_attempts(ctx.settings)
     with ctx.sessions() as session:

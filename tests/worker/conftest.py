@@ -83,9 +83,7 @@ def tiny_enhancer(tiny_model_path: Path):  # -> mirnet.inference.Enhancer (impor
 
 @pytest.fixture
 def ctx(settings: Settings, sessions: sessionmaker[Session], tiny_enhancer, tmp_path: Path) -> WorkerContext:
-    return WorkerContext(
-        settings, sessions, LocalStorage(tmp_path / "objects"), enhancer_override=tiny_enhancer
-    )
+    return WorkerContext(settings, sessions, LocalStorage(tmp_path / "objects"), enhancer_override=tiny_enhancer)
 
 
 MakeJob = Callable[..., int]

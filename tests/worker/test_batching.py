@@ -61,9 +61,7 @@ def test_claim_queued_skips_rows_locked_by_another_worker(ctx: WorkerContext, ma
         pytest.skip("row locks are PostgreSQL's; SQLite serializes writers instead")
     ids = [make_job() for _ in range(4)]
     with ctx.sessions() as other_worker, ctx.sessions() as session:
-        locked = other_worker.scalars(
-            select(Job.id).order_by(Job.id).limit(2).with_for_update(skip_locked=True)
-        ).all()
+        locked = other_worker.scalars(select(Job.id).order_by(Job.id).limit(2).with_for_update(skip_locked=True)).all()
         started = time.monotonic()
         claims = claim_queued(session, limit=4)
         assert time.monotonic() - started < 2, "claiming must not wait for the other worker's locks"
@@ -82,9 +80,7 @@ def test_collect_batch_stops_at_max_batch(ctx: WorkerContext, make_job: MakeJob)
     assert load_job(ctx, ids[3]).status == "queued"
 
 
-def test_collect_batch_waits_for_jobs_arriving_within_the_delay(
-    ctx: WorkerContext, make_job: MakeJob
-) -> None:
+def test_collect_batch_waits_for_jobs_arriving_within_the_delay(ctx: WorkerContext, make_job: MakeJob) -> None:
     first = make_job()
     settings = replace(ctx.settings, max_batch=3, max_batch_delay_ms=1500)
     late: list[int] = []
@@ -98,9 +94,7 @@ def test_collect_batch_waits_for_jobs_arriving_within_the_delay(
     assert 1.3 < elapsed < 3, "with room left, the batch waits for the whole delay"
 
 
-def test_collect_batch_is_empty_for_a_job_held_by_a_live_worker(
-    ctx: WorkerContext, make_job: MakeJob
-) -> None:
+def test_collect_batch_is_empty_for_a_job_held_by_a_live_worker(ctx: WorkerContext, make_job: MakeJob) -> None:
     held = make_job(status="processing", attempts=1, started_at=utcnow())
     make_job()
     assert collect_batch(ctx.sessions, held, ctx.settings) == []

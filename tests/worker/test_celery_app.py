@@ -26,9 +26,7 @@ def test_delivery_is_at_least_once_and_one_message_at_a_time() -> None:
 
 
 def test_visibility_timeout_follows_a_long_hard_limit() -> None:
-    settings = Settings.from_env(
-        {}, broker_url="redis://h/0", task_soft_time_limit=5000, task_time_limit=7200
-    )
+    settings = Settings.from_env({}, broker_url="redis://h/0", task_soft_time_limit=5000, task_time_limit=7200)
     assert make_celery(settings).conf.broker_transport_options["visibility_timeout"] > 7200
 
 

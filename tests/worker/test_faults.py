@@ -66,9 +66,7 @@ def test_storage_down_retries_with_backoff_then_fails_and_keeps_the_input(
 
     assert job["status"] == "failed" and job["attempts"] == 3
     assert job["error"]["code"] == "storage_unavailable"
-    assert job["error"]["message"].startswith(
-        "object storage unavailable after 3 attempts: S3 endpoint unreachable"
-    )
+    assert job["error"]["message"].startswith("object storage unavailable after 3 attempts: S3 endpoint unreachable")
     retries = re.findall(r"Retry in (\d+(?:\.\d+)?)s", worker.log())
     assert [float(s) for s in retries] == [0.5, 1.0], "exponential backoff between attempts"
     with platform.sessions() as session:
@@ -76,9 +74,7 @@ def test_storage_down_retries_with_backoff_then_fails_and_keeps_the_input(
     assert platform.storage.exists(input_key), "the input is kept for a later retry"
 
 
-def test_a_model_that_cannot_load_stops_the_worker_loudly(
-    platform_factory: PlatformFactory, tmp_path: Path
-) -> None:
+def test_a_model_that_cannot_load_stops_the_worker_loudly(platform_factory: PlatformFactory, tmp_path: Path) -> None:
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a keras file")
     broken.with_suffix(".json").write_text('{"architecture": "mirnet-lite", "arguments": {}}')

@@ -61,8 +61,6 @@ def test_recover_stale_requeues_dead_claims_and_resends_forgotten_messages(ctx, 
     assert recovery.to_enqueue == sorted([dead, forgotten])
     assert load_job(ctx, dead).status == "queued"
     failed = load_job(ctx, hopeless)
-    assert (
-        failed.status == "failed" and failed.error_code == "worker_lost" and "3 times" in failed.error_message
-    )
+    assert failed.status == "failed" and failed.error_code == "worker_lost" and "3 times" in failed.error_message
     assert load_job(ctx, alive).status == "processing"
     assert load_job(ctx, fresh).status == "queued"

@@ -49,9 +49,7 @@ def test_run_platform_serves_enhances_and_stops_cleanly(tiny_model_path: Path, t
         _wait_for_http(f"{base}/healthz", process)
         low, high = PAIRS[0]
         with low.open("rb") as image, high.open("rb") as reference:
-            response = requests.post(
-                f"{base}/api/v1/jobs", files={"image": image, "reference": reference}, timeout=30
-            )
+            response = requests.post(f"{base}/api/v1/jobs", files={"image": image, "reference": reference}, timeout=30)
         assert response.status_code == 202, response.text
         job_url = f"{base}/api/v1/jobs/{response.json()['id']}"
         deadline = time.monotonic() + 120

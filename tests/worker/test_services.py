@@ -99,9 +99,7 @@ class FlakyStorage:
         return getattr(self.inner, name)
 
 
-def test_storage_outage_releases_the_batch_with_backoff_then_fails(
-    ctx: WorkerContext, make_job: MakeJob
-) -> None:
+def test_storage_outage_releases_the_batch_with_backoff_then_fails(ctx: WorkerContext, make_job: MakeJob) -> None:
     ids = [make_job(), make_job()]
     down = replace(ctx, storage=FlakyStorage(ctx.storage))
     first = services.enhance_batch(down, ids[0])
