@@ -20,7 +20,7 @@ class FileOutcome:
 
 
 def collect_inputs(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their images, not recursive) and globs, in order, without duplicates; plus what matched nothing."""
+    """Files, folders (their images, not recursive) and globs, in order, once each; and what matched nothing."""
     found: dict[Path, None] = {}
     missing: list[str] = []
     for item in inputs:

@@ -1,0 +1,69 @@
+"""The lowlight command line, run as a user would, in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mirnet.cli import main
+
+
+def lowlight(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "mirnet.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+def test_enhance_reports_bad_files_and_does_the_others(tmp_path, lol_sample, tiny_full_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "dark.png").write_bytes((lol_sample / "low" / "2.png").read_bytes())
+    Image.fromarray(np.zeros((5, 3, 4), np.uint8), "RGBA").save(inputs / "tiny-alpha.png")
+    (inputs / "empty.png").write_bytes(b"")
+    (inputs / "notes.png").write_text("not an image")
+    out = tmp_path / "out"
+    result = lowlight("enhance", str(inputs), "-o", str(out), "--model", str(tiny_full_path), "--tile", "256")
+    assert result.returncode == 1, result.stderr
+    assert "empty.png: the file is empty" in result.stderr
+    assert "notes.png: not an image" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["dark.png", "tiny-alpha.png"]
+    assert Image.open(out / "dark.png").size == (600, 400)
+    assert Image.open(out / "tiny-alpha.png").mode == "RGBA"
+    assert "2 enhanced" in result.stdout and "2 failed" in result.stdout
+
+
+def test_enhance_globs_succeed_with_exit_zero(tmp_path, lol_sample, tiny_full_path):
+    result = lowlight(
+        "enhance", str(lol_sample / "low" / "[56].png"), "-o", str(tmp_path), "--model", str(tiny_full_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["5.png", "6.png"]
+
+
+def test_eval_prints_the_table_and_writes_json(tmp_path, lol_sample, tiny_full_path, capsys):
+    report_path = tmp_path / "scores.json"
+    code = main(["eval", "--data", str(lol_sample), "--model", str(tiny_full_path), "--json", str(report_path)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "PSNR for image 2.png:" in printed and "Average PSNR:" in printed and "SSIM" in printed
+    document = json.loads(report_path.read_text())
+    assert [image["name"] for image in document["images"]] == ["2.png", "5.png", "6.png", "9.png"]
+    assert set(document["model"]) >= {"architecture", "arguments", "parameters", "source"}
+    mean = np.mean([image["psnr"] for image in document["images"]])
+    assert document["mean"]["psnr"] == mean
+
+
+def test_info_describes_the_model(tiny_lite_path, capsys):
+    assert main(["info", "--model", str(tiny_lite_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "mirnet-lite" in printed and "parameters:" in printed
+
+
+def test_missing_model_is_a_clear_error(capsys, tmp_path):
+    assert main(["info", "--model", str(tmp_path / "none.keras")]) == 2
+    assert "model file not found" in capsys.readouterr().err

@@ -1,0 +1,135 @@
+"""Data pipeline, loss, and training with checkpoints that survive a SIGKILL."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mirnet.data import list_pairs, read_name_list, split_pairs, training_dataset
+from mirnet.losses import CharbonnierLoss
+
+
+def test_charbonnier_matches_its_definition(rng):
+    a = rng.random((2, 4, 4, 3), dtype=np.float32)
+    b = rng.random((2, 4, 4, 3), dtype=np.float32)
+    expected = np.mean(np.sqrt((a - b) ** 2 + 1e-6))
+    assert float(CharbonnierLoss()(a, b)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_split_by_names_and_refuse_unknown_names(lol_sample):
+    pairs = list_pairs(lol_sample)
+    train, val = split_pairs(pairs, ["5.png"])
+    assert [p.name for p in val] == ["5.png"] and len(train) == 3
+    with pytest.raises(ValueError, match="not found"):
+        split_pairs(pairs, ["500.png"])
+
+
+def test_the_shipped_validation_list_is_disjoint_from_eval15(lol_sample):
+    names = read_name_list(lol_sample.parent / "our485-val.txt")
+    assert len(names) == 48
+    assert not set(names) & {p.name for p in (lol_sample.parent / "eval15" / "low").iterdir()}
+
+
+def test_crops_are_aligned_and_reproducible(tmp_path):
+    """high = 1 - low pixel for pixel, so any misaligned crop or flip would break the relation."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "low").mkdir()
+    (tmp_path / "high").mkdir()
+    for i in range(3):
+        low = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+        Image.fromarray(low).save(tmp_path / "low" / f"{i}.png")
+        Image.fromarray(255 - low).save(tmp_path / "high" / f"{i}.png")
+    pairs = list_pairs(tmp_path)
+    batches = list(training_dataset(pairs, crop_size=16, batch_size=4, seed=7).take(3))
+    for low, high in batches:
+        assert low.shape == (4, 16, 16, 3)
+        assert np.allclose(low.numpy() + high.numpy(), 1.0, atol=1e-6)
+    again = list(training_dataset(pairs, crop_size=16, batch_size=4, seed=7).take(3))
+    assert all(np.array_equal(a[0].numpy(), b[0].numpy()) for a, b in zip(batches, again, strict=True))
+    other = next(iter(training_dataset(pairs, crop_size=16, batch_size=4, seed=8)))
+    assert not np.array_equal(other[0].numpy(), batches[0][0].numpy())
+
+
+def _train_command(out, lol_sample, val_list, steps):
+    return [
+        sys.executable,
+        "-m",
+        "mirnet.cli",
+        "train",
+        "--data",
+        str(lol_sample),
+        "--val-list",
+        str(val_list),
+        "--arch",
+        "mirnet-lite",
+        "--arg",
+        "num_rrg=1",
+        "--arg",
+        "num_mrb=1",
+        "--arg",
+        "channels=4",
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--val-every",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--batch-size",
+        "2",
+        "--crop-size",
+        "32",
+    ]
+
+
+@pytest.mark.slow
+def test_training_resumes_after_sigkill_and_keeps_the_best_on_validation(tmp_path, lol_sample):
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("9.png\n")
+    out = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(
+        _train_command(out, lol_sample, val_list, 400), env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state = out / "state.json"
+        if state.exists() and json.loads(state.read_text())["step"] >= 6:
+            break
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = json.loads((out / "state.json").read_text())["step"]
+    assert 6 <= killed_at < 400
+
+    # The same run, asked for fewer steps, is a different configuration and is refused rather than mixed up.
+    refused = subprocess.run(_train_command(out, lol_sample, val_list, 12), env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "different configuration" in refused.stderr
+
+    # Shorten the saved budget so that the resumed run ends soon; it must start from the checkpoint, not zero.
+    config = json.loads((out / "config.json").read_text())
+    target = killed_at + 4
+    config["steps"] = target
+    (out / "config.json").write_text(json.dumps(config))
+    resumed = subprocess.run(
+        _train_command(out, lol_sample, val_list, target), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {out} at step {killed_at}" in resumed.stdout
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert int(rows[-1]["step"]) == target
+    best = max(rows, key=lambda row: float(row["val_psnr"]))
+    card = json.loads((out / "best.json").read_text())
+    assert card["training"]["steps"] == int(best["step"])
+    assert card["validation"]["psnr"] == pytest.approx(float(best["val_psnr"]), abs=1e-3)
+    assert card["training"]["validation_pairs"] == 1 and card["training"]["train_pairs"] == 3
