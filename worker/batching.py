@@ -4,8 +4,10 @@ A claim is a guarded UPDATE from ``queued`` to ``processing`` that bumps ``attem
 ``attempts`` is the claim's fencing token, so a worker that lost its claim (it died, its lease expired and
 someone else took the job) can never write a final state over the new owner's.
 
-The lease of a claim is ``started_at`` plus ``lease_seconds``: the hard time limit kills any task older than
-that, so a job still ``processing`` after its lease belongs to a dead worker and may be taken again.
+A claim is a lease: while a worker holds jobs, a heartbeat thread (``worker.heartbeat``) touches their
+``updated_at`` every ``heartbeat_interval_s``. A job still ``processing`` whose ``updated_at`` is older than
+``lease_seconds`` belongs to a dead worker (a killed task takes its heartbeat with it) and may be taken again,
+within seconds rather than after the task's hard time limit.
 
 On PostgreSQL extra jobs are picked with ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent workers never
 wait on each other; SQLite has one writer at a time, so one ``UPDATE ... WHERE status = 'queued'`` is atomic.
@@ -24,8 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from web.models import Job, JobStatus, utcnow
 from web.settings import Settings
 
-LEASE_GRACE_S = 5
 POLL_INTERVAL_S = 0.025
+MIN_LEASE_S, MAX_LEASE_S = 10.0, 30.0
+HEARTBEATS_PER_LEASE = 6
+LOST_MESSAGE_GRACE_S = 5
 
 QUEUED = JobStatus.QUEUED.value
 PROCESSING = JobStatus.PROCESSING.value
@@ -42,8 +46,18 @@ class ClaimedJob:
 
 
 def lease_seconds(settings: Settings) -> float:
-    """How long a claim is protected: past the hard time limit its task cannot still be running."""
-    return settings.task_time_limit + LEASE_GRACE_S
+    """How long a claim survives without a heartbeat: 30 s, shorter only when the time limits are (tests)."""
+    return min(MAX_LEASE_S, max(MIN_LEASE_S, settings.task_time_limit / 4))
+
+
+def heartbeat_interval_s(settings: Settings) -> float:
+    """Several heartbeats fit in a lease, so a slow database write or two never loses a live claim."""
+    return lease_seconds(settings) / HEARTBEATS_PER_LEASE
+
+
+def lost_message_after_s(settings: Settings) -> float:
+    """A job queued and untouched this long may have lost its message (no task can have been running)."""
+    return settings.task_time_limit + LOST_MESSAGE_GRACE_S
 
 
 def max_attempts(settings: Settings) -> int:
@@ -52,7 +66,7 @@ def max_attempts(settings: Settings) -> int:
 
 
 def _claimed_values(now: datetime) -> dict[str, object]:
-    return {"status": PROCESSING, "attempts": Job.attempts + 1, "started_at": now}
+    return {"status": PROCESSING, "attempts": Job.attempts + 1, "started_at": now, "updated_at": now}
 
 
 _RETURNED = (Job.id, Job.attempts, Job.input_key, Job.reference_key)
@@ -67,7 +81,7 @@ def claim_job(session: Session, job_id: int, lease_s: float, now: datetime | Non
     now = now or utcnow()
     takeable = or_(
         Job.status == QUEUED,
-        and_(Job.status == PROCESSING, Job.started_at < now - timedelta(seconds=lease_s)),
+        and_(Job.status == PROCESSING, Job.updated_at < now - timedelta(seconds=lease_s)),
     )
     statement = update(Job).where(Job.id == job_id, takeable).values(_claimed_values(now)).returning(*_RETURNED)
     rows = session.execute(statement, execution_options={"synchronize_session": False}).all()
@@ -100,20 +114,26 @@ def collect_batch(
     sessions: sessionmaker[Session],
     job_id: int,
     settings: Settings,
+    on_claim: Callable[[list[ClaimedJob]], None] = lambda claims: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[ClaimedJob]:
     """Claim job ``job_id`` and then up to ``max_batch - 1`` queued jobs, waiting at most the batch delay.
 
-    Returns [] when the job is final, canceled, or held by a live worker (the message is then a no-op).
+    ``on_claim`` sees every claim as soon as it is made (the heartbeat starts keeping it alive). Returns [] when
+    the job is final, canceled, or held by a live worker (the message is then a no-op).
     """
     with sessions() as session:
         first = claim_job(session, job_id, lease_seconds(settings))
         if first is None:
             return []
         batch = [first]
+        on_claim(batch)
         deadline = clock() + settings.max_batch_delay_ms / 1000
         while True:
-            batch += claim_queued(session, settings.max_batch - len(batch))
+            more = claim_queued(session, settings.max_batch - len(batch))
+            if more:
+                on_claim(more)
+                batch += more
             if len(batch) >= settings.max_batch or clock() >= deadline:
                 return batch
             time.sleep(min(POLL_INTERVAL_S, max(0.0, deadline - clock())))

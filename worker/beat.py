@@ -10,15 +10,12 @@ from typing import Any
 
 from web.settings import Settings
 
-RECOVER_INTERVAL_S = 30.0
-MIN_RECOVER_INTERVAL_S = 1.0
-
 
 def recover_interval_s(settings: Settings) -> float:
-    """Every 30 s, or more often when leases are short (tests), so a lease is never overdue by much."""
+    """Twice per lease (every 15 s with the 30 s lease), so a dead worker's jobs wait at most 1.5 leases."""
     from worker.batching import lease_seconds
 
-    return max(MIN_RECOVER_INTERVAL_S, min(RECOVER_INTERVAL_S, lease_seconds(settings) / 10))
+    return lease_seconds(settings) / 2
 
 
 def beat_schedule(settings: Settings, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:

@@ -98,17 +98,18 @@ class Recovery:
         return sorted(set(self.requeued) | set(self.resend))
 
 
-def recover_stale(session: Session, lease_s: float, attempts_cap: int, now: datetime | None = None) -> Recovery:
+def recover_stale(
+    session: Session, lease_s: float, attempts_cap: int, lost_message_s: float, now: datetime | None = None
+) -> Recovery:
     """Undo the claims of dead workers and find queued jobs whose message may have been lost.
 
-    A job ``processing`` past its lease goes back to ``queued`` (or ``failed`` once it has used all its
-    attempts: a job that kills every worker must not do so forever). A job ``queued`` and untouched for a
-    whole lease gets a fresh message; duplicate messages are harmless because a message for a job that is not
+    A job ``processing`` without a heartbeat for ``lease_s`` goes back to ``queued`` (or ``failed`` once it has
+    used all its attempts: a job that kills every worker must not do so forever). A job ``queued`` and untouched
+    for ``lost_message_s`` gets a fresh message; duplicates are harmless because a message for a job that is not
     queued is a no-op.
     """
     now = now or utcnow()
-    cutoff = now - timedelta(seconds=lease_s)
-    stale = (Job.status == PROCESSING, Job.started_at < cutoff)
+    stale = (Job.status == PROCESSING, Job.updated_at < now - timedelta(seconds=lease_s))
     gave_up = session.execute(
         update(Job)
         .where(*stale, Job.attempts >= attempts_cap)
@@ -117,6 +118,7 @@ def recover_stale(session: Session, lease_s: float, attempts_cap: int, now: date
             error_code="worker_lost",
             error_message=f"the worker processing this job stopped {attempts_cap} times; giving up",
             completed_at=now,
+            updated_at=now,
         )
         .returning(Job.id),
         execution_options={"synchronize_session": False},
@@ -125,13 +127,16 @@ def recover_stale(session: Session, lease_s: float, attempts_cap: int, now: date
     requeued = session.execute(
         update(Job)
         .where(*stale)
-        .values(status=QUEUED, note="requeued: the worker processing it stopped")
+        .values(status=QUEUED, note="requeued: the worker processing it stopped", updated_at=now)
         .returning(Job.id),
         execution_options={"synchronize_session": False},
     )
     recovery.requeued = sorted(requeued.scalars())
     forgotten = session.execute(
-        update(Job).where(Job.status == QUEUED, Job.updated_at < cutoff).values(updated_at=now).returning(Job.id),
+        update(Job)
+        .where(Job.status == QUEUED, Job.updated_at < now - timedelta(seconds=lost_message_s))
+        .values(updated_at=now)
+        .returning(Job.id),
         execution_options={"synchronize_session": False},
     )
     recovery.resend = sorted(forgotten.scalars())

@@ -17,7 +17,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from mirnet.imageio import DecodedImage, ImageLimits, InvalidImageError, decode_image, encode_png
 from web.storage import StorageUnavailable, job_key
 from worker import jobstate
-from worker.batching import ClaimedJob, collect_batch, max_attempts
+from worker.batching import ClaimedJob, collect_batch, heartbeat_interval_s, max_attempts
+from worker.heartbeat import Heartbeat
 from worker.runtime import WorkerContext
 from worker.scoring import Reference, load_reference, score
 
@@ -56,11 +57,18 @@ def retry_delay_s(ctx: WorkerContext, attempt: int) -> float:
 
 def enhance_batch(ctx: WorkerContext, job_id: int) -> BatchReport:
     """Run job ``job_id`` together with whatever else is queued; a no-op if the job is not ours to run."""
-    claims = collect_batch(ctx.sessions, job_id, ctx.settings)
-    report = BatchReport(claimed=[claim.id for claim in claims])
-    if not claims:
-        log.info("job %s: nothing to do (final, canceled, or held by a live worker)", job_id)
-        return report
+    with Heartbeat(ctx.sessions, heartbeat_interval_s(ctx.settings)) as heartbeat:
+        claims = collect_batch(ctx.sessions, job_id, ctx.settings, on_claim=heartbeat.add)
+        report = BatchReport(claimed=[claim.id for claim in claims])
+        if not claims:
+            log.info("job %s: nothing to do (final, canceled, or held by a live worker)", job_id)
+            return report
+        _run_or_settle(ctx, claims, report)
+    return report
+
+
+def _run_or_settle(ctx: WorkerContext, claims: list[ClaimedJob], report: BatchReport) -> None:
+    """Run the batch; on failure leave every claimed job in a definite state (released or failed)."""
     try:
         _run(ctx, claims, report)
     except StorageUnavailable as exc:
@@ -71,7 +79,6 @@ def enhance_batch(ctx: WorkerContext, job_id: int) -> BatchReport:
     except BaseException as exc:
         _fail_unfinished(ctx, claims, report, "internal_error", f"{type(exc).__name__}: {exc}")
         raise
-    return report
 
 
 def _run(ctx: WorkerContext, claims: list[ClaimedJob], report: BatchReport) -> None:

@@ -9,7 +9,7 @@ from celery import Celery, Task
 from web.settings import Settings
 from web.storage import StorageUnavailable
 from worker import services
-from worker.batching import lease_seconds, max_attempts
+from worker.batching import lease_seconds, lost_message_after_s, max_attempts
 from worker.jobstate import recover_stale
 from worker.runtime import get_context
 
@@ -40,7 +40,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         """Give jobs of dead workers back to the queue and resend messages that may have been lost."""
         ctx = get_context(settings)
         with ctx.sessions() as session:
-            recovery = recover_stale(session, lease_seconds(settings), max_attempts(settings))
+            recovery = recover_stale(
+                session, lease_seconds(settings), max_attempts(settings), lost_message_after_s(settings)
+            )
         for job_id in recovery.to_enqueue:
             enhance_job.apply_async(args=[job_id])
         return {"requeued": recovery.requeued, "failed": recovery.failed, "resent": recovery.resend}

@@ -96,10 +96,12 @@ def make_job(ctx: WorkerContext) -> MakeJob:
     def factory(image: bytes | None = None, reference: bytes | None = None, **columns: object) -> int:
         image = png_bytes() if image is None else image
         with ctx.sessions() as session:
-            job = Job(input_sha256=hashlib.sha256(image).hexdigest(), width=48, height=32, **columns)
+            job = Job(input_sha256=hashlib.sha256(image).hexdigest(), width=48, height=32)
             session.add(job)
             session.flush()
             job.input_key = job_key(job.id, "input.png")
+            for name, value in columns.items():  # after the insert, so an explicit updated_at is kept
+                setattr(job, name, value)
             ctx.storage.put_bytes(job.input_key, image)
             if reference is not None:
                 job.reference_key = job_key(job.id, "reference.png")

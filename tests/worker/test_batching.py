@@ -12,7 +12,14 @@ from sqlalchemy import select
 
 from tests.worker.conftest import MakeJob, load_job
 from web.models import Job, utcnow
-from worker.batching import claim_job, claim_queued, collect_batch, lease_seconds
+from worker.batching import (
+    claim_job,
+    claim_queued,
+    collect_batch,
+    heartbeat_interval_s,
+    lease_seconds,
+    lost_message_after_s,
+)
 from worker.runtime import WorkerContext
 
 pytestmark = pytest.mark.integration
@@ -38,8 +45,9 @@ def test_claim_job_ignores_final_jobs(ctx: WorkerContext, make_job: MakeJob, sta
 
 
 def test_claim_job_takes_over_only_an_expired_lease(ctx: WorkerContext, make_job: MakeJob) -> None:
-    live = make_job(status="processing", attempts=1, started_at=utcnow())
-    dead = make_job(status="processing", attempts=1, started_at=utcnow() - timedelta(seconds=120))
+    long_ago = utcnow() - timedelta(seconds=120)
+    live = make_job(status="processing", attempts=1, started_at=long_ago, updated_at=utcnow())
+    dead = make_job(status="processing", attempts=1, started_at=long_ago, updated_at=long_ago)
     with ctx.sessions() as session:
         assert claim_job(session, live, lease_s=60) is None
         taken = claim_job(session, dead, lease_s=60)
@@ -101,5 +109,8 @@ def test_collect_batch_is_empty_for_a_job_held_by_a_live_worker(ctx: WorkerConte
     assert load_job(ctx, held).attempts == 1
 
 
-def test_lease_outlives_the_hard_time_limit(ctx: WorkerContext) -> None:
-    assert lease_seconds(ctx.settings) > ctx.settings.task_time_limit
+def test_leases_are_short_and_renewed_several_times_each(ctx: WorkerContext) -> None:
+    assert lease_seconds(ctx.settings) == 30
+    assert lease_seconds(replace(ctx.settings, task_soft_time_limit=10, task_time_limit=18)) == 10
+    assert heartbeat_interval_s(ctx.settings) == 5
+    assert lost_message_after_s(ctx.settings) > ctx.settings.task_time_limit

@@ -51,12 +51,14 @@ def test_the_embedded_default_broker_needs_no_server(tmp_path: Path) -> None:
     assert broker.parent.is_dir(), "the folder of the SQLite broker file is created"
 
 
-def test_beat_recovers_stale_jobs_every_30_seconds_at_most() -> None:
+def test_beat_recovers_stale_jobs_twice_per_lease() -> None:
     schedule = beat_schedule(Settings.from_env({}))
     assert schedule["recover-stale-jobs"]["task"] == "worker.recover_stale_jobs"
-    assert schedule["recover-stale-jobs"]["schedule"] == 30.0
+    assert schedule["recover-stale-jobs"]["schedule"] == 15.0
     short = beat_schedule(Settings.from_env({}, task_soft_time_limit=10, task_time_limit=15))
-    assert short["recover-stale-jobs"]["schedule"] == 2.0
+    assert short["recover-stale-jobs"]["schedule"] == 5.0
+    hooked = beat_schedule(Settings.from_env({}), extra={"retrain": {"task": "worker.retrain", "schedule": 3600}})
+    assert set(hooked) == {"recover-stale-jobs", "retrain"}
 
 
 @pytest.mark.integration

@@ -22,7 +22,7 @@ def test_a_stale_claim_cannot_finish_the_job(ctx, make_job: MakeJob) -> None:
     job_id = make_job()
     with ctx.sessions() as session:
         first = claim_job(session, job_id, lease_s=60)
-        session.execute(update(Job).where(Job.id == job_id).values(started_at=utcnow() - timedelta(hours=1)))
+        session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow() - timedelta(hours=1)))
         session.commit()
         second = claim_job(session, job_id, lease_s=60)
         assert first is not None and second is not None
@@ -46,15 +46,15 @@ def test_a_job_canceled_while_processing_stays_canceled(ctx, make_job: MakeJob) 
 
 def test_recover_stale_requeues_dead_claims_and_resends_forgotten_messages(ctx, make_job: MakeJob) -> None:
     long_ago = utcnow() - timedelta(hours=1)
-    dead = make_job(status="processing", attempts=1, started_at=long_ago)
-    hopeless = make_job(status="processing", attempts=3, started_at=long_ago)
-    alive = make_job(status="processing", attempts=1, started_at=utcnow())
+    dead = make_job(status="processing", attempts=1, started_at=long_ago, updated_at=long_ago)
+    hopeless = make_job(status="processing", attempts=3, started_at=long_ago, updated_at=long_ago)
+    alive = make_job(status="processing", attempts=1, started_at=long_ago, updated_at=utcnow())  # heartbeat
     fresh = make_job()
     forgotten = make_job()
     with ctx.sessions() as session:
         session.execute(update(Job).where(Job.id == forgotten).values(updated_at=long_ago))
         session.commit()
-        recovery = jobstate.recover_stale(session, lease_s=60, attempts_cap=3)
+        recovery = jobstate.recover_stale(session, lease_s=60, attempts_cap=3, lost_message_s=600)
     assert recovery.requeued == [dead]
     assert recovery.failed == [hopeless]
     assert recovery.resend == [forgotten]
