@@ -26,7 +26,7 @@ from web.models import ApiToken
 from web.services.tokens import create_token
 from web.settings import Settings
 
-SAMPLES = Path("/work/shared/data/lol/sample")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lol" / "sample"
 
 
 @dataclass(frozen=True)
