@@ -38,11 +38,16 @@ def load_enhancer(settings: Settings) -> Enhancer:
     from mirnet.inference import Enhancer
     from mirnet.models import ModelLoadError, load_model
 
+    name = settings.model or "default"
     try:
         loaded = load_model(settings.model)
+    except ModelLoadError as exc:
+        raise ModelUnavailable(f"model {name!r} cannot be loaded: {exc}") from exc
+    try:
         return Enhancer(loaded, precision=settings.precision, tile=settings.tile, batch_size=settings.max_batch)
-    except (ModelLoadError, ValueError) as exc:
-        raise ModelUnavailable(f"model {settings.model or 'default'!r} cannot be loaded: {exc}") from exc
+    except ValueError as exc:
+        options = f"PRECISION={settings.precision} TILE={settings.tile} MAX_BATCH={settings.max_batch}"
+        raise ModelUnavailable(f"model {name!r} cannot run with {options}: {exc}") from exc
 
 
 def get_enhancer(settings: Settings) -> Enhancer:

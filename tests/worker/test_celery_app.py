@@ -70,3 +70,13 @@ def test_importing_the_worker_app_does_not_import_tensorflow(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.integration
+def test_a_configuration_the_model_cannot_run_with_is_reported_as_such(tiny_model_path: Path) -> None:
+    from worker.model import ModelUnavailable, load_enhancer
+
+    with pytest.raises(ModelUnavailable, match=r"cannot run with PRECISION=fp16 TILE=512 MAX_BATCH=4: precision"):
+        load_enhancer(Settings.from_env({}, model=str(tiny_model_path), precision="fp16"))
+    with pytest.raises(ModelUnavailable, match=r"model '.*nowhere.keras' cannot be loaded"):
+        load_enhancer(Settings.from_env({}, model=str(tiny_model_path.with_name("nowhere.keras"))))
