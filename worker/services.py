@@ -2,8 +2,9 @@
 
 Per-job problems (an input that is not an image, a missing input) fail that job only. A storage outage
 gives every unfinished job of the batch back to the queue (or fails it once it has used all its attempts);
-the caller schedules the retries. Anything else is a bug: the batch's jobs are failed with the reason and
-the error is raised so the worker log shows it.
+the caller schedules the retries. If the database is away, or the process is told to exit, the claims are
+left to expire and be recovered. Anything else is a bug: the batch's jobs are failed with the reason and the
+error is raised so the worker log shows it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError
 
 from mirnet.imageio import DecodedImage, ImageLimits, InvalidImageError, decode_image, encode_png
 from web.storage import StorageUnavailable, job_key
@@ -76,7 +78,9 @@ def _run_or_settle(ctx: WorkerContext, claims: list[ClaimedJob], report: BatchRe
     except SoftTimeLimitExceeded:
         limit = ctx.settings.task_soft_time_limit
         _fail_unfinished(ctx, claims, report, "timeout", f"enhancement took longer than {limit} s")
-    except BaseException as exc:
+    except DBAPIError:
+        raise  # the database itself is away: leave the claims to expire and be recovered
+    except Exception as exc:
         _fail_unfinished(ctx, claims, report, "internal_error", f"{type(exc).__name__}: {exc}")
         raise
 

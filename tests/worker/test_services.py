@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -139,3 +140,17 @@ def test_an_unexpected_error_fails_the_batch_and_is_raised(ctx: WorkerContext, m
     job = load_job(ctx, job_id)
     assert (job.status, job.error_code) == ("failed", "internal_error")
     assert job.error_message == "RuntimeError: out of memory"
+
+
+def test_the_soft_time_limit_fails_the_batch_with_a_clear_reason(ctx: WorkerContext, make_job: MakeJob) -> None:
+    class StuckEnhancer:
+        def enhance_many(self, images: list) -> list:
+            raise SoftTimeLimitExceeded()
+
+    ids = [make_job(), make_job()]
+    report = services.enhance_batch(replace(ctx, enhancer_override=StuckEnhancer()), ids[0])
+    assert sorted(report.failed) == ids
+    for job_id in ids:
+        job = load_job(ctx, job_id)
+        assert (job.status, job.error_code) == ("failed", "timeout")
+        assert job.error_message == f"enhancement took longer than {ctx.settings.task_soft_time_limit} s"
