@@ -89,8 +89,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.storage_backend not in ("local", "s3"):
             raise SettingsError(f"STORAGE_BACKEND={self.storage_backend!r}: use 'local' or 's3'")
-        if self.precision not in ("fp32", "fp16", "mixed_float16"):
-            raise SettingsError(f"PRECISION={self.precision!r}: use fp32 or fp16")
+        if self.precision not in ("fp32", "bf16"):
+            raise SettingsError(f"PRECISION={self.precision!r}: use fp32 or bf16")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
         for name in ("max_upload_bytes", "max_pixels", "max_side", "tile", "max_batch"):
