@@ -11,6 +11,7 @@ No result backend: clients read the job row.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -79,17 +80,18 @@ def make_celery(settings: Settings) -> Celery:
 
 
 _worker: Any = None
+_worker_pid: int | None = None
 
 
 def connect_worker_signals(settings: Settings) -> None:
     """Load the model in each pool process; exit non-zero if it cannot be loaded. Once per process."""
 
     def remember_worker(sender: Any = None, **_: Any) -> None:
-        global _worker
-        _worker = sender
+        global _worker, _worker_pid
+        _worker, _worker_pid = sender, os.getpid()
 
     def load_model_in_child(**_: Any) -> None:
-        model.load_in_child_or_stop_worker(settings)
+        model.load_in_child_or_stop_worker(settings, in_main_process=os.getpid() == _worker_pid)
 
     def exit_loudly_if_model_failed(**_: Any) -> None:
         code = model.exit_code_for_parent()

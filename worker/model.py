@@ -60,12 +60,17 @@ def get_enhancer(settings: Settings) -> Enhancer:
     return _enhancer
 
 
-def load_in_child_or_stop_worker(settings: Settings) -> None:
-    """Called in each new pool process: load now, or make the whole worker exit loudly."""
+def load_in_child_or_stop_worker(settings: Settings, in_main_process: bool = False) -> None:
+    """Called in each new pool process: load now, or make the whole worker exit loudly.
+
+    ``in_main_process``: the solo pool runs tasks in the worker itself, which can simply exit.
+    """
     try:
         get_enhancer(settings)
     except ModelUnavailable as exc:
         log.critical("worker cannot start: %s", exc)
+        if in_main_process:
+            raise SystemExit(EXIT_MODEL_LOAD_FAILED) from exc
         model_load_failed.value = 1
         os.kill(os.getppid(), signal.SIGQUIT)  # cold shutdown of the parent; see exit_code_for_parent
         os._exit(EXIT_MODEL_LOAD_FAILED)

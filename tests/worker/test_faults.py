@@ -74,12 +74,15 @@ def test_storage_down_retries_with_backoff_then_fails_and_keeps_the_input(
     assert platform.storage.exists(input_key), "the input is kept for a later retry"
 
 
-def test_a_model_that_cannot_load_stops_the_worker_loudly(platform_factory: PlatformFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_model_that_cannot_load_stops_the_worker_loudly(
+    platform_factory: PlatformFactory, tmp_path: Path, pool: str
+) -> None:
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a keras file")
     broken.with_suffix(".json").write_text('{"architecture": "mirnet-lite", "arguments": {}}')
     platform = platform_factory("embedded", model=str(broken))
-    worker = platform.start_worker(ready=False)
+    worker = platform.start_worker(ready=False, pool=pool)
     returncode = worker.process.wait(timeout=90)
     assert returncode == 3
     assert re.search(r"CRITICAL.*worker cannot start: model '.*broken.keras' cannot be loaded", worker.log())
