@@ -15,16 +15,14 @@ from typing import Any
 from mirnet.imageio import ImageLimits
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model", default=None, help="a packaged model name or a .keras file (default: packaged)"
-    )
+def _add_model_options(parser: argparse.ArgumentParser, tile: int = 512) -> None:
+    parser.add_argument("--model", default=None, help="a packaged model name or a .keras file (default: packaged)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
     parser.add_argument(
         "--tile",
         type=int,
-        default=512,
-        help="tile size for large images, 0 for whole-image inference (default 512)",
+        default=tile,
+        help=f"tile size for large images, 0 for whole-image inference (default {tile})",
     )
     parser.add_argument("--batch-size", type=int, default=4, help="tiles run through the network together")
 
@@ -47,14 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("inputs", nargs="+", metavar="INPUT")
     enhance.add_argument("-o", "--out", required=True, type=Path, help="output folder (PNG files)")
     _add_model_options(enhance)
-    enhance.add_argument(
-        "--max-pixels", type=int, default=ImageLimits.max_pixels, help="refuse larger images"
-    )
+    enhance.add_argument("--max-pixels", type=int, default=ImageLimits.max_pixels, help="refuse larger images")
     enhance.add_argument("--max-side", type=int, default=ImageLimits.max_side, help="refuse longer sides")
 
     evaluate = commands.add_parser("eval", help="PSNR/SSIM on a folder with low/ and high/")
     evaluate.add_argument("--data", required=True)
-    _add_model_options(evaluate)
+    _add_model_options(evaluate, tile=0)  # scores are for whole-image inference unless --tile is given
     evaluate.add_argument("--json", type=Path, default=None, help="also write the scores as JSON")
 
     train = commands.add_parser("train", help="train a model; resumes when --out holds a checkpoint")
@@ -118,8 +114,9 @@ def run_enhance(args: argparse.Namespace) -> int:
             bar.update(1)
 
         outcomes = enhance_files(sources, args.out, enhancer, limits, on_done)
-    failed = sum(1 for outcome in outcomes if outcome.error) + len(missing)
-    print(f"{len(outcomes) - failed + len(missing)} enhanced into {args.out}, {failed} failed")
+    enhanced = sum(1 for outcome in outcomes if outcome.error is None)
+    failed = len(outcomes) - enhanced + len(missing)
+    print(f"{enhanced} enhanced into {args.out}, {failed} failed")
     return 1 if failed else 0
 
 
