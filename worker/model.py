@@ -56,7 +56,7 @@ def get_enhancer(settings: Settings) -> Enhancer:
     if _enhancer is None or _enhancer_pid != os.getpid():
         _enhancer = load_enhancer(settings)
         _enhancer_pid = os.getpid()
-        log.info("loaded model %s from %s", _enhancer.loaded.version, _enhancer.loaded.source)
+        log.info("loaded model %s from %s in pid %s", _enhancer.loaded.version, _enhancer.loaded.source, _enhancer_pid)
     return _enhancer
 
 

@@ -63,7 +63,7 @@ def enhance_batch(ctx: WorkerContext, job_id: int) -> BatchReport:
         claims = collect_batch(ctx.sessions, job_id, ctx.settings, on_claim=heartbeat.add)
         report = BatchReport(claimed=[claim.id for claim in claims])
         if not claims:
-            log.info("job %s: nothing to do (final, canceled, or held by a live worker)", job_id)
+            log.info("job %s: nothing to do (final, canceled, or claimed under a lease still running)", job_id)
             return report
         _run_or_settle(ctx, claims, report)
     return report

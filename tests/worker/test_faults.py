@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -52,6 +54,30 @@ def test_sigkill_mid_batch_every_job_still_completes_exactly_once(
         assert len(finished.findall(rescuer.log())) == 1, "exactly one final write per job"
         assert platform.client.get(f"/api/v1/jobs/{job_id}/result").status_code == 200
     assert "requeued" in rescuer.log()
+
+
+def test_sigkill_of_the_pool_process_mid_batch_every_job_still_completes_exactly_once(
+    platform_factory: PlatformFactory, slow_model_path: Path
+) -> None:
+    """The worker survives its pool process: the message comes back (reject on worker lost), leases expire."""
+    platform = platform_factory(
+        "services", model=str(slow_model_path), max_batch_delay_ms=3000, task_soft_time_limit=15, task_time_limit=18
+    )
+    worker = platform.start_worker("survivor", beat=True)
+    (child_pid,) = map(int, re.findall(r"loaded model .* in pid (\d+)", worker.log()))
+    ids = [platform.submit(low, reference=high) for low, high in PAIRS]
+    platform.wait_for(ids, lambda job: job["status"] == "processing", timeout=30)
+    time.sleep(0.5)
+    os.kill(child_pid, signal.SIGKILL)
+
+    jobs = platform.wait_final(ids, timeout=120)
+    assert {job["status"] for job in jobs.values()} == {"succeeded"}
+    assert all(job["attempts"] == 2 for job in jobs.values())
+    log = worker.log()
+    assert f"pid:{child_pid} exited with 'signal 9 (SIGKILL)'" in log
+    assert "WorkerLostError" in log
+    for job_id in ids:
+        assert len(re.findall(rf"job {job_id} succeeded\b", log)) == 1, "exactly one final write per job"
 
 
 def test_storage_down_retries_with_backoff_then_fails_and_keeps_the_input(
