@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -108,6 +108,16 @@ def claim_queued(session: Session, limit: int, now: datetime | None = None) -> l
     rows = session.execute(statement, execution_options={"synchronize_session": False}).all()
     session.commit()
     return sorted(_as_claims(rows), key=lambda claim: claim.id)
+
+
+def lease_left_s(session: Session, job_id: int, lease_s: float, now: datetime | None = None) -> float | None:
+    """Seconds until the claim on a ``processing`` job expires (0 if it has); None if the job is not processing."""
+    row = session.execute(select(Job.status, Job.updated_at).where(Job.id == job_id)).first()
+    session.commit()
+    if row is None or row.status != PROCESSING:
+        return None
+    updated_at = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)  # SQLite
+    return max(0.0, lease_s - ((now or utcnow()) - updated_at).total_seconds())
 
 
 def collect_batch(

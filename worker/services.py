@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from mirnet.imageio import DecodedImage, ImageLimits, InvalidImageError, decode_image, encode_png
 from web.storage import StorageUnavailable, job_key
 from worker import jobstate
-from worker.batching import ClaimedJob, collect_batch, heartbeat_interval_s, max_attempts
+from worker.batching import ClaimedJob, collect_batch, heartbeat_interval_s, lease_left_s, lease_seconds, max_attempts
 from worker.heartbeat import Heartbeat
 from worker.runtime import WorkerContext
 from worker.scoring import Reference, load_reference, score
@@ -37,6 +37,8 @@ class BatchReport:
     succeeded: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     released: dict[int, float] = field(default_factory=dict)
+    # When the job was not claimed because another claim on it is still running: seconds until that lease ends.
+    lease_left_s: float | None = None
 
 
 @dataclass
@@ -63,6 +65,8 @@ def enhance_batch(ctx: WorkerContext, job_id: int) -> BatchReport:
         claims = collect_batch(ctx.sessions, job_id, ctx.settings, on_claim=heartbeat.add)
         report = BatchReport(claimed=[claim.id for claim in claims])
         if not claims:
+            with ctx.sessions() as session:
+                report.lease_left_s = lease_left_s(session, job_id, lease_seconds(ctx.settings))
             log.info("job %s: nothing to do (final, canceled, or claimed under a lease still running)", job_id)
             return report
         _run_or_settle(ctx, claims, report)

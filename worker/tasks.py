@@ -33,6 +33,10 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         if job_id in report.released:
             reason = StorageUnavailable(f"storage unavailable while processing job {job_id}")
             raise self.retry(exc=reason, countdown=report.released[job_id])
+        if report.lease_left_s is not None and self.request.delivery_info.get("redelivered"):
+            # Redelivered because the worker running it died: its claim's heartbeat has stopped, so look again
+            # once the lease has run out and take the job over (a live claim keeps beating and wins).
+            raise self.retry(countdown=report.lease_left_s + 1)
         return {"claimed": report.claimed, "succeeded": report.succeeded, "failed": report.failed}
 
     @app.task(name=RECOVER_TASK, shared=False)

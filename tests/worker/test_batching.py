@@ -17,6 +17,7 @@ from worker.batching import (
     claim_queued,
     collect_batch,
     heartbeat_interval_s,
+    lease_left_s,
     lease_seconds,
     lost_message_after_s,
 )
@@ -107,6 +108,16 @@ def test_collect_batch_is_empty_for_a_job_held_by_a_live_worker(ctx: WorkerConte
     make_job()
     assert collect_batch(ctx.sessions, held, ctx.settings) == []
     assert load_job(ctx, held).attempts == 1
+
+
+def test_lease_left_counts_down_from_the_last_heartbeat(ctx: WorkerContext, make_job: MakeJob) -> None:
+    beating = make_job(status="processing", attempts=1, updated_at=utcnow() - timedelta(seconds=20))
+    silent = make_job(status="processing", attempts=1, updated_at=utcnow() - timedelta(seconds=120))
+    queued = make_job()
+    with ctx.sessions() as session:
+        assert lease_left_s(session, beating, lease_s=30) == pytest.approx(10, abs=2)
+        assert lease_left_s(session, silent, lease_s=30) == 0
+        assert lease_left_s(session, queued, lease_s=30) is None
 
 
 def test_leases_are_short_and_renewed_several_times_each(ctx: WorkerContext) -> None:
