@@ -46,7 +46,7 @@ def test_heartbeat_thread_beats_until_the_block_ends(ctx: WorkerContext, make_jo
     with Heartbeat(ctx.sessions, interval_s=0.05) as heartbeat:
         heartbeat.add([claim])
         _age(ctx, [job_id])
-        time.sleep(0.3)
+        time.sleep(0.6)
         with ctx.sessions() as session:
             assert claim_job(session, job_id, lease_s=60) is None, "the heartbeat kept the lease"
     _age(ctx, [job_id])
