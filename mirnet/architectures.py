@@ -44,9 +44,7 @@ class PixelShuffle(layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
-def _residual_network(
-    name: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int
-) -> keras.Model:
+def _residual_network(name: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
     The tail and the global addition always compute in float32: under bf16 the input image itself would

@@ -90,9 +90,7 @@ def training_dataset(pairs: list[Pair], crop_size: int, batch_size: int, seed: i
     highs = tf.constant([str(pair.high) for pair in pairs])
     images = (
         tf.data.Dataset.from_tensor_slices((lows, highs))
-        .map(
-            lambda lo, hi: tf.concat([_decode(lo), _decode(hi)], axis=-1), num_parallel_calls=tf.data.AUTOTUNE
-        )
+        .map(lambda lo, hi: tf.concat([_decode(lo), _decode(hi)], axis=-1), num_parallel_calls=tf.data.AUTOTUNE)
         .cache()
         .shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
         .repeat()
@@ -101,7 +99,5 @@ def training_dataset(pairs: list[Pair], crop_size: int, batch_size: int, seed: i
     crops = tf.data.Dataset.zip(images, seeds).map(
         lambda stacked, s: _augment(stacked, crop_size, s), num_parallel_calls=tf.data.AUTOTUNE
     )
-    scaled = crops.map(
-        lambda c: (tf.cast(c[..., :3], tf.float32) / 255.0, tf.cast(c[..., 3:], tf.float32) / 255.0)
-    )
+    scaled = crops.map(lambda c: (tf.cast(c[..., :3], tf.float32) / 255.0, tf.cast(c[..., 3:], tf.float32) / 255.0))
     return scaled.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -74,9 +74,7 @@ def read_header(data: bytes, name: str = "image", limits: ImageLimits | None = N
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise InvalidImageError(
-            name, "not an image (no known image format recognised)", "not_an_image"
-        ) from None
+        raise InvalidImageError(name, "not an image (no known image format recognised)", "not_an_image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImageError(name, f"unreadable image header ({exc})", "truncated") from None
     if image.format not in _SUPPORTED_FORMATS:
@@ -185,9 +183,7 @@ def _apply_orientation(image: DecodedImage, orientation: int) -> DecodedImage:
         return np.rot90(np.swapaxes(a, 0, 1), 2)
 
     alpha = None if image.alpha is None else np.ascontiguousarray(fix(image.alpha))
-    return DecodedImage(
-        np.ascontiguousarray(fix(image.rgb)), alpha, image.bit_depth, image.grayscale, image.mode
-    )
+    return DecodedImage(np.ascontiguousarray(fix(image.rgb)), alpha, image.bit_depth, image.grayscale, image.mode)
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:

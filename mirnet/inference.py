@@ -88,9 +88,7 @@ class Enhancer:
             if tile % self.multiple:
                 raise ValueError(f"tile {tile} must be a multiple of {self.multiple} for this network")
             if tile <= 2 * self.margin + blend:
-                raise ValueError(
-                    f"tile {tile} must exceed twice the margin plus the blend ({2 * self.margin + blend})"
-                )
+                raise ValueError(f"tile {tile} must exceed twice the margin plus the blend ({2 * self.margin + blend})")
         model = loaded.model
         if precision == "bf16":
             model = build_model(loaded.architecture, policy=PRECISIONS["bf16"], **arguments)

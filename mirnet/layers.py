@@ -162,9 +162,7 @@ class SelectiveKernelFusion(layers.Layer):
         self.channels = channels
         self.streams = streams
         self.reduction = reduction
-        self.squeeze = layers.Conv2D(
-            _reduced(channels, reduction, floor=4), 1, activation="relu", name="squeeze"
-        )
+        self.squeeze = layers.Conv2D(_reduced(channels, reduction, floor=4), 1, activation="relu", name="squeeze")
         self.select = [layers.Conv2D(channels, 1, name=f"select_{i}") for i in range(streams)]
 
     def call(self, inputs):

@@ -21,9 +21,7 @@ def _as_uint8_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
     if a.dtype != np.uint8 or b.dtype != np.uint8:
-        raise TypeError(
-            "PSNR and SSIM are defined here on 8-bit images; convert with mirnet.imageio.to_uint8"
-        )
+        raise TypeError("PSNR and SSIM are defined here on 8-bit images; convert with mirnet.imageio.to_uint8")
     return a, b
 
 
@@ -73,7 +71,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     if a.ndim == 2:
         a, b = a[..., None], b[..., None]
     values = [
-        _ssim_channel(a[..., c].astype(np.float64), b[..., c].astype(np.float64), kernel)
-        for c in range(a.shape[2])
+        _ssim_channel(a[..., c].astype(np.float64), b[..., c].astype(np.float64), kernel) for c in range(a.shape[2])
     ]
     return float(np.mean(values))

@@ -122,9 +122,7 @@ class Trainer:
             current = json.loads(self.config.to_json())
             changed = sorted(k for k in current if previous.get(k) != current[k])
             if changed:
-                raise ValueError(
-                    f"{self.out} holds a run with a different configuration ({changed}); use a new --out"
-                )
+                raise ValueError(f"{self.out} holds a run with a different configuration ({changed}); use a new --out")
         else:
             saved.write_text(self.config.to_json() + "\n")
 
@@ -180,9 +178,7 @@ class Trainer:
         config = self.config
         model, step, state = self._load_or_build()
         # A fresh seed per resume point: the stream continues with new crops instead of replaying old ones.
-        stream = iter(
-            training_dataset(self.train_pairs, config.crop_size, config.batch_size, config.seed + step)
-        )
+        stream = iter(training_dataset(self.train_pairs, config.crop_size, config.batch_size, config.seed + step))
         val_arrays = [load_pair_arrays(pair) for pair in self.val_pairs]
         train_step = _make_train_step(model)
         self.log(
@@ -223,14 +219,10 @@ class Trainer:
             "seconds": round(state["seconds"], 1),
         }
         if val_arrays:
-            loaded = LoadedModel(
-                model, {"architecture": self.config.arch, "arguments": self.arguments}, "train", ""
-            )
+            loaded = LoadedModel(model, {"architecture": self.config.arch, "arguments": self.arguments}, "train", "")
             val_psnr, val_ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None), val_arrays)
             row.update(val_psnr=round(val_psnr, 4), val_ssim=round(val_ssim, 5))
-            self.log(
-                f"step {state['step']}: loss {row['loss']:.4f}, val PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}"
-            )
+            self.log(f"step {state['step']}: loss {row['loss']:.4f}, val PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}")
             if state["best_val_psnr"] is None or val_psnr > state["best_val_psnr"]:
                 state.update(best_val_psnr=val_psnr, best_val_ssim=val_ssim, best_step=state["step"])
                 save_model(model, self.out / "best.keras", self._card(state))

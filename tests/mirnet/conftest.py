@@ -25,9 +25,7 @@ def tiny_full_path(tmp_path_factory) -> Path:
 
     model = build_model("mirnet", num_rrg=1, num_mrb=1, channels=4)
     path = tmp_path_factory.mktemp("models") / "tiny-full.keras"
-    save_model(
-        model, path, {"architecture": "mirnet", "arguments": {"num_rrg": 1, "num_mrb": 1, "channels": 4}}
-    )
+    save_model(model, path, {"architecture": "mirnet", "arguments": {"num_rrg": 1, "num_mrb": 1, "channels": 4}})
     return path
 
 

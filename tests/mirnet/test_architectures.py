@@ -36,9 +36,7 @@ def full_mirnet_parameters(num_rrg: int, num_mrb: int, channels: int, fold: int 
     c = channels
     encoder = down(c) + down(2 * c)
     daus = dau(c) + dau(2 * c) + dau(4 * c)
-    exchange = (
-        (up(2 * c) + up(4 * c) + up(2 * c)) + (down(c) + up(4 * c)) + (down(c) + down(2 * c) + down(2 * c))
-    )
+    exchange = (up(2 * c) + up(4 * c) + up(2 * c)) + (down(c) + up(4 * c)) + (down(c) + down(2 * c) + down(2 * c))
     fusions = skff(c) + skff(2 * c) + skff(4 * c)
     output = up(2 * c) + up(4 * c) + up(2 * c) + skff(c) + conv(3, c, c)
     mrb = encoder + 2 * daus + exchange + fusions + output
@@ -122,10 +120,7 @@ def test_layers_rebuild_from_their_config(layer, shape):
     clone(x)
     clone.set_weights(layer.get_weights())
     assert np.allclose(clone(x).numpy(), y.numpy(), atol=1e-6)
-    assert (
-        keras.saving.get_registered_object(keras.saving.get_registered_name(layer.__class__))
-        is layer.__class__
-    )
+    assert keras.saving.get_registered_object(keras.saving.get_registered_name(layer.__class__)) is layer.__class__
 
 
 def test_sampling_modules_change_scale_and_channels():

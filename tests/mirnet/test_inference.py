@@ -76,9 +76,7 @@ def test_tiles_of_different_images_share_batches(lite, rng):
     images = [rng.random((100, 90, 3), dtype=np.float32), rng.random((60, 130, 3), dtype=np.float32)]
     enhancer = Enhancer(lite, tile=48, batch_size=8)
     together = enhancer.enhance_many(images)
-    assert (
-        max(enhancer.batch_sizes) == 8
-    )  # more windows of one shape than either image alone... share batches
+    assert max(enhancer.batch_sizes) == 8  # more windows of one shape than either image alone... share batches
     alone = [Enhancer(lite, tile=48, batch_size=1).enhance(image) for image in images]
     for a, b in zip(together, alone, strict=True):
         assert np.abs(a - b).max() < 1e-5

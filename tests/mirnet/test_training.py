@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from mirnet.data import list_pairs, read_name_list, split_pairs, training_dataset
 from mirnet.losses import CharbonnierLoss
