@@ -92,20 +92,52 @@ def read_header(data: bytes, name: str = "image", limits: ImageLimits | None = N
     return image
 
 
-def decode_image(data: bytes, name: str = "image", limits: ImageLimits | None = None) -> DecodedImage:
-    """Decode ``data`` into a :class:`DecodedImage`, or raise :class:`InvalidImageError`."""
-    image = read_header(data, name, limits)
+@dataclass(frozen=True)
+class ImageInfo:
+    """What validation learned about an image: its displayed size (EXIF orientation applied) and format."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+
+
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def _load_pixels(image: Image.Image, name: str) -> None:
+    """Decode the pixels in the source's own type; truncated or corrupt data becomes an InvalidImageError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            if _is_16bit_color_png(data):
-                return _decode_16bit_color_png(data, image, name)
-            image = ImageOps.exif_transpose(image)
-    except InvalidImageError:
-        raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImageError(name, f"truncated or corrupt image data ({exc})", "truncated") from None
+
+
+def inspect_image(data: bytes, name: str = "image", limits: ImageLimits | None = None) -> ImageInfo:
+    """Check that ``data`` is a complete image within ``limits``, without converting its pixels to floats.
+
+    The web tier uses this: it needs to know an upload is sound, and a quarter of the memory decode_image takes.
+    """
+    image = read_header(data, name, limits)
+    _load_pixels(image, name)
+    width, height = image.size
+    if image.getexif().get(0x0112, 1) in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    return ImageInfo(width, height, image.format or "", image.mode)
+
+
+def decode_image(data: bytes, name: str = "image", limits: ImageLimits | None = None) -> DecodedImage:
+    """Decode ``data`` into a :class:`DecodedImage`, or raise :class:`InvalidImageError`."""
+    image = read_header(data, name, limits)
+    _load_pixels(image, name)
+    if _is_16bit_color_png(data):
+        return _decode_16bit_color_png(data, image, name)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImageError(name, f"corrupt EXIF orientation ({exc})", "truncated") from None
     return _from_pillow(image)
 
 

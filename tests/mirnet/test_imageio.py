@@ -164,3 +164,29 @@ def test_user_limits_are_applied(rng):
     assert _refusal(data, ImageLimits(max_pixels=1000)).code == "too_large"
     assert _refusal(data, ImageLimits(max_side=45)).code == "too_large"
     assert _refusal(data, ImageLimits(max_bytes=100)).code == "too_large"
+
+
+def test_inspect_agrees_with_decode_and_refuses_the_same_inputs(lol_sample):
+    from mirnet.imageio import inspect_image
+
+    data = (lol_sample / "low" / "2.png").read_bytes()
+    info = inspect_image(data)
+    decoded = decode_image(data)
+    assert (info.width, info.height, info.format) == (decoded.width, decoded.height, "PNG")
+    with pytest.raises(InvalidImageError) as caught:
+        inspect_image(data[: len(data) // 2], name="half.png")
+    assert caught.value.code == "truncated"
+    with pytest.raises(InvalidImageError) as caught:
+        inspect_image(_bomb_png(40_000, 40_000))
+    assert caught.value.code == "decompression_bomb"
+
+
+def test_inspect_reports_the_displayed_size_of_rotated_photos():
+    from mirnet.imageio import inspect_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 4)).save(buffer, format="JPEG", exif=exif)
+    info = inspect_image(buffer.getvalue())
+    assert (info.width, info.height) == (4, 8) == (decode_image(buffer.getvalue()).width, 8)

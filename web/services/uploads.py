@@ -1,19 +1,17 @@
 """Validation of uploaded images before anything is stored.
 
 Every check runs here, on bytes in memory, so a rejected upload leaves nothing behind in storage or the
-database. Decoding uses ``mirnet.imageio.decode_image`` (size limits from the header before pixels are
-decoded), the same decoder the worker uses, so an accepted upload is one the worker can read.
+database. ``mirnet.imageio.inspect_image`` checks the limits from the header before pixels are decoded, then
+decodes them in their own type (no float copy), with the same reader the worker uses, so an accepted upload
+is one the worker can read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 
-from PIL import Image
-
-from mirnet.imageio import ImageLimits, InvalidImageError, decode_image
+from mirnet.imageio import ImageLimits, InvalidImageError, inspect_image
 from web.errors import UploadRejected
 from web.settings import Settings
 
@@ -59,9 +57,7 @@ class ValidatedImage:
 
 
 def image_limits(settings: Settings) -> ImageLimits:
-    return ImageLimits(
-        max_pixels=settings.max_pixels, max_side=settings.max_side, max_bytes=settings.max_upload_bytes
-    )
+    return ImageLimits(max_pixels=settings.max_pixels, max_side=settings.max_side, max_bytes=settings.max_upload_bytes)
 
 
 def _media_type(content_type: str | None) -> str:
@@ -82,15 +78,14 @@ def validate_image(
         message = f"{name}: {len(data):,} bytes is over the limit of {settings.max_upload_bytes:,}"
         raise UploadRejected(field, "too_large", message)
     try:
-        decoded = decode_image(data, name=name, limits=image_limits(settings))
+        info = inspect_image(data, name=name, limits=image_limits(settings))
     except InvalidImageError as exc:
         raise UploadRejected(field, exc.code, str(exc)) from exc
-    image_format = Image.open(io.BytesIO(data)).format or ""
-    extension, stored_type = _FORMAT_TYPES.get(image_format, ("bin", "application/octet-stream"))
+    extension, stored_type = _FORMAT_TYPES.get(info.format, ("bin", "application/octet-stream"))
     return ValidatedImage(
         data=data,
-        width=decoded.width,
-        height=decoded.height,
+        width=info.width,
+        height=info.height,
         extension=extension,
         content_type=stored_type,
         sha256=hashlib.sha256(data).hexdigest(),
