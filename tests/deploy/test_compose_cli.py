@@ -62,3 +62,26 @@ def test_compose_resolves_the_environment_as_the_tests_read_it() -> None:
     for name in ("web", "worker", "beat", "trainer", "migrate"):
         assert resolved[name]["environment"] == environment(ours[name]), name
         assert resolved[name]["command"] == ours[name]["command"], name
+
+
+def test_the_gpu_pinning_example_in_the_docs_pins_one_gpu_per_worker(tmp_path: Path) -> None:
+    docs = (COMPOSE_FILE.parent / "docs" / "DEPLOY.md").read_text()
+    example = next(block for block in docs.split("```yaml\n")[1:] if block.startswith("# docker-compose.gpus.yml"))
+    (tmp_path / "docker-compose.gpus.yml").write_text(example.split("```")[0])
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE.read_text())
+    command = [*COMPOSE, "-f", "docker-compose.yml", "-f", "docker-compose.gpus.yml", "--env-file", str(ENV_EXAMPLE)]
+    env = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
+    done = subprocess.run(
+        [*command, "config", "--format", "json"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    pinned = {
+        name: s["deploy"]["resources"]["reservations"]["devices"] for name, s in services.items() if "worker" in name
+    }
+    pinned.pop("worker-cpu", None)
+    assert pinned == {
+        "worker": [{"capabilities": ["gpu"], "driver": "nvidia", "device_ids": ["0"]}],
+        "worker-gpu1": [{"capabilities": ["gpu"], "driver": "nvidia", "device_ids": ["1"]}],
+    }
+    assert services["worker-gpu1"]["command"] == services["worker"]["command"]
