@@ -22,6 +22,7 @@ from web.metrics import make_registry
 from web.platform import EXTENSION, Platform
 from web.portal import bp as portal_bp
 from web.queue import CeleryEnqueuer
+from web.registry import views as registry_views
 from web.settings import Settings
 from web.storage import ObjectStorage, build_storage
 
@@ -77,5 +78,6 @@ def create_app(
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(portal_bp)
+    registry_views.init_app(app)
     register_commands(app)
     return app

@@ -86,6 +86,20 @@ class Settings:
     task_time_limit: int = 660
     queue_name: str = "enhance"
 
+    # Retraining (web/registry, worker/retraining). RETRAIN_SCHEDULE is a cron line "min hour dom month dow"
+    # in UTC, empty to run only on demand and when RETRAIN_MIN_NEW_PAIRS new pairs have arrived.
+    retrain_schedule: str = "0 3 * * *"
+    retrain_min_new_pairs: int = 20
+    retrain_steps: int = 200
+    retrain_batch_size: int = 4
+    retrain_crop_size: int = 128
+    retrain_learning_rate: float = 1e-4
+    retrain_replay_fraction: float = 1.0  # earlier pairs replayed per new pair
+    retrain_lock_ttl_s: int = 900  # renewed while training runs; a crashed trainer's lock lapses after it
+    holdout_share: int = 10  # until the operator registers a holdout, 1 in N pairs (by content hash) is one
+    promote_min_gain_db: float = 0.05
+    promote_max_ssim_drop: float = 0.005
+
     def __post_init__(self) -> None:
         if self.storage_backend not in ("local", "s3"):
             raise SettingsError(f"STORAGE_BACKEND={self.storage_backend!r}: use 'local' or 's3'")
@@ -93,7 +107,11 @@ class Settings:
             raise SettingsError(f"PRECISION={self.precision!r}: use fp32 or bf16")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
-        for name in ("max_upload_bytes", "max_pixels", "max_side", "tile", "max_batch"):
+        if len(self.retrain_schedule.split()) not in (0, 5):
+            raise SettingsError(f"RETRAIN_SCHEDULE={self.retrain_schedule!r}: use five cron fields or nothing")
+        positive = ("max_upload_bytes", "max_pixels", "max_side", "tile", "max_batch", "retrain_steps")
+        positive += ("retrain_batch_size", "retrain_crop_size", "retrain_lock_ttl_s", "holdout_share")
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.upper()} must be positive")
 

@@ -23,6 +23,13 @@ from sqlalchemy.engine import make_url
 from web.settings import Settings
 from worker import model
 from worker.beat import beat_schedule
+from worker.retraining_tasks import (
+    COLLECT_PAIRS_TASK,
+    RETRAIN_TASK,
+    register_retraining_tasks,
+    retrain_schedule_entry,
+    send_pairs_after_enhancement,
+)
 from worker.tasks import ENHANCE_TASK, RECOVER_TASK, TRAINING_QUEUE, register_tasks
 
 # Loading TensorFlow and a model in a fresh pool process takes longer than Celery's default 4 s.
@@ -68,14 +75,17 @@ def make_celery(settings: Settings) -> Celery:
         task_routes={
             ENHANCE_TASK: {"queue": settings.queue_name},
             RECOVER_TASK: {"queue": settings.queue_name},
+            RETRAIN_TASK: {"queue": TRAINING_QUEUE},
+            COLLECT_PAIRS_TASK: {"queue": TRAINING_QUEUE},
         },
         worker_proc_alive_timeout=PROCESS_START_TIMEOUT_S,
         worker_hijack_root_logger=True,
-        beat_schedule=beat_schedule(settings),
+        beat_schedule=beat_schedule(settings, extra=retrain_schedule_entry(settings)),
         timezone="UTC",
         enable_utc=True,
     )
     register_tasks(app, settings)
+    register_retraining_tasks(app, settings)
     return app
 
 
@@ -107,3 +117,4 @@ def connect_worker_signals(settings: Settings) -> None:
 _settings = Settings.from_env()
 app = make_celery(_settings)
 connect_worker_signals(_settings)
+send_pairs_after_enhancement(app)

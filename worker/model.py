@@ -4,6 +4,11 @@ TensorFlow is imported here only inside functions, so importing ``worker`` (the 
 tier sending tasks) stays free of it. Under the prefork pool, ``worker_process_init`` loads the model in each
 child right after the fork; if that fails, the child tells the parent to shut down and the whole worker exits
 non-zero with the reason in the log, instead of starting and then failing every job it is given.
+
+The model registry (``web.registry``) decides which version runs once it has one: the first load registers
+the configured model as the first version, and before every batch ``get_enhancer`` checks the active version
+and loads a new one once, between batches. A version that cannot be loaded is logged and the current one
+keeps working, so no job fails during a switch.
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from web.settings import Settings
+from web.storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from mirnet.inference import Enhancer
@@ -33,16 +43,19 @@ class ModelUnavailable(RuntimeError):
     """The configured model cannot be loaded; the worker cannot do anything useful."""
 
 
-def load_enhancer(settings: Settings) -> Enhancer:
-    """Load the configured model (imports TensorFlow) and wrap it for batched inference."""
+def load_enhancer(settings: Settings, path: str | None = None, version: str | None = None) -> Enhancer:
+    """Load the configured model, or the file ``path`` of registry version ``version`` (imports TensorFlow),
+    and wrap it for batched inference."""
     from mirnet.inference import Enhancer
     from mirnet.models import ModelLoadError, load_model
 
-    name = settings.model or "default"
+    name = version or settings.model or "default"
     try:
-        loaded = load_model(settings.model)
+        loaded = load_model(path or settings.model)
     except ModelLoadError as exc:
         raise ModelUnavailable(f"model {name!r} cannot be loaded: {exc}") from exc
+    if version:
+        loaded.version = version
     try:
         return Enhancer(loaded, precision=settings.precision, tile=settings.tile, batch_size=settings.max_batch)
     except ValueError as exc:
@@ -51,13 +64,73 @@ def load_enhancer(settings: Settings) -> Enhancer:
 
 
 def get_enhancer(settings: Settings) -> Enhancer:
-    """This process's enhancer, loaded on the first call (a forked child never reuses its parent's)."""
+    """This process's enhancer, loaded on the first call (a forked child never reuses its parent's), and
+    replaced once when the registry's active version changes."""
     global _enhancer, _enhancer_pid
+    active = _active_version(settings)
     if _enhancer is None or _enhancer_pid != os.getpid():
-        _enhancer = load_enhancer(settings)
+        _enhancer = _load_active(settings, active) if active else _load_configured(settings)
         _enhancer_pid = os.getpid()
         log.info("loaded model %s from %s in pid %s", _enhancer.loaded.version, _enhancer.loaded.source, _enhancer_pid)
+    elif active is not None and active[0] != _enhancer.loaded.version:
+        try:
+            _enhancer = _load_active(settings, active)
+        except ModelUnavailable as exc:
+            log.error("cannot switch to model %s, keeping %s: %s", active[0], _enhancer.loaded.version, exc)
+        else:
+            log.info("switched to model %s in pid %s", _enhancer.loaded.version, _enhancer_pid)
     return _enhancer
+
+
+def _active_version(settings: Settings) -> tuple[str, str, str] | None:
+    """(version, model key, card key) of the registry's active version; None when there is none or the
+    database cannot say (the current model keeps working)."""
+    from web.registry import services as registry
+    from worker.runtime import get_context
+
+    try:
+        with get_context(settings).sessions() as session:
+            row = registry.active_version(session)
+            return (row.version, row.storage_key, row.card_key) if row else None
+    except SQLAlchemyError as exc:
+        log.warning("model registry unavailable, keeping the current model: %s", str(exc).splitlines()[0])
+        return None
+
+
+def _load_configured(settings: Settings) -> Enhancer:
+    """The configured model, registered as the first version when the registry is empty."""
+    from web.registry import services as registry
+    from worker.runtime import get_context
+
+    enhancer = load_enhancer(settings)
+    ctx = get_context(settings)
+    try:
+        with ctx.sessions() as session:
+            registry.register_initial(session, ctx.storage, enhancer.loaded.source)
+    except (SQLAlchemyError, StorageUnavailable) as exc:
+        log.warning("could not register model %s: %s", enhancer.loaded.version, str(exc).splitlines()[0])
+    return enhancer
+
+
+_download_dir: Path | None = None
+
+
+def _load_active(settings: Settings, active: tuple[str, str, str]) -> Enhancer:
+    """Fetch a registry version's file and card from storage into this process's folder and load it."""
+    global _download_dir
+    from worker.runtime import get_context
+
+    version, model_key, card_key = active
+    if _download_dir is None:
+        _download_dir = Path(tempfile.mkdtemp(prefix=f"lowlight-models-{os.getpid()}-"))
+    storage = get_context(settings).storage
+    path = _download_dir / f"{version}.keras"
+    try:
+        path.write_bytes(storage.get_bytes(model_key))
+        path.with_suffix(".json").write_bytes(storage.get_bytes(card_key))
+    except (StorageUnavailable, FileNotFoundError) as exc:
+        raise ModelUnavailable(f"model version {version!r} cannot be fetched from storage: {exc}") from exc
+    return load_enhancer(settings, str(path), version)
 
 
 def load_in_child_or_stop_worker(settings: Settings, in_main_process: bool = False) -> None:

@@ -1,0 +1,214 @@
+"""The registry over HTTP: ``/api/v1/models`` and ``/api/v1/training-runs``, and the portal's models page.
+
+Reading the models is open to any caller the API admits; promoting, rolling back and starting or reading
+training runs take an admin token (or the embedded default without tokens, bound to 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from web.api.serializers import finite, iso
+from web.db import get_session
+from web.errors import AuthenticationRequired, BadRequest, DomainError
+from web.http_errors import error_response
+from web.models import ApiToken
+from web.platform import current_token, platform
+from web.queue import CeleryEnqueuer, QueueUnavailable
+from web.registry import pairs as pair_service
+from web.registry import services as registry
+from web.registry.models import ModelVersion, TrainingRun
+from web.settings import Settings
+
+api = Blueprint("registry_api", __name__, url_prefix="/api/v1")
+portal = Blueprint("registry_portal", __name__)
+
+SEND_RETRAIN = "registry_send_retrain"
+RETRAIN_TASK, TRAINING_QUEUE = "worker.retrain", "training"
+
+
+class AdminRequired(DomainError):
+    code = "forbidden"
+
+
+def make_send_retrain(settings: Settings) -> Callable[[int], None]:
+    """``send(run_id)``: the worker's retraining task by name, on the training queue (no worker import)."""
+    enqueuer = CeleryEnqueuer(settings)
+
+    def send(run_id: int) -> None:
+        try:
+            enqueuer.app.send_task(RETRAIN_TASK, kwargs={"run_id": run_id, "trigger": "api"}, queue=TRAINING_QUEUE)
+        except OSError as exc:
+            raise QueueUnavailable(f"broker unreachable: {exc}") from exc
+
+    return send
+
+
+def init_app(app: Flask, send_retrain: Callable[[int], None] | None = None) -> None:
+    app.extensions[SEND_RETRAIN] = send_retrain or make_send_retrain(app.extensions["lowlight"].settings)
+    app.register_blueprint(api)
+    app.register_blueprint(portal)
+
+
+def _require_admin() -> ApiToken | None:
+    token = current_token()
+    if token is None and not platform().settings.auth_required:
+        return None
+    if token is None or not token.is_admin:
+        raise AdminRequired("this needs an admin token")
+    return token
+
+
+@api.errorhandler(AdminRequired)
+def _forbidden(error: AdminRequired) -> tuple[Response, int]:
+    return error_response(403, error.code, error.message)
+
+
+@api.errorhandler(registry.VersionNotFound)
+@api.errorhandler(registry.RunNotFound)
+def _not_found(error: DomainError) -> tuple[Response, int]:
+    return error_response(404, error.code, error.message)
+
+
+@api.errorhandler(registry.InvalidVersionState)
+def _conflict(error: DomainError) -> tuple[Response, int]:
+    return error_response(409, error.code, error.message)
+
+
+def version_to_dict(row: ModelVersion, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "state": row.state,
+        "architecture": row.architecture,
+        "arguments": row.arguments,
+        "parent": names.get(row.parent_id) if row.parent_id else None,
+        "training_run": row.training_run_id,
+        "lineage": row.lineage,
+        "holdout": {"psnr": finite(row.holdout_psnr), "ssim": finite(row.holdout_ssim), "pairs": row.holdout_pairs},
+        "sha256": row.sha256,
+        "reason": row.reason,
+        "created_at": iso(row.created_at),
+        "activated_at": iso(row.activated_at),
+    }
+
+
+def run_to_dict(run: TrainingRun, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "progress": {"step": run.step, "steps": run.steps, "loss": finite(run.loss), "eta_s": run.eta_s},
+        "base_version": names.get(run.base_version_id) if run.base_version_id else None,
+        "candidate_version": names.get(run.candidate_version_id) if run.candidate_version_id else None,
+        "pairs": {"new": run.new_pairs, "replay": run.replay_pairs, "holdout": run.holdout_pairs},
+        "holdout": {
+            "active": {"psnr": finite(run.active_psnr), "ssim": finite(run.active_ssim)},
+            "candidate": {"psnr": finite(run.candidate_psnr), "ssim": finite(run.candidate_ssim)},
+        },
+        "decision": run.decision,
+        "reason": run.reason,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "completed_at": iso(run.completed_at),
+        "links": {"self": url_for("registry_api.get_training_run", run_id=run.id)},
+    }
+
+
+def _names() -> dict[int, str]:
+    return {row.id: row.version for row in registry.list_versions(get_session())}
+
+
+@api.get("/models")
+def list_models() -> Response:
+    current_token()
+    rows = registry.list_versions(get_session())
+    names = {row.id: row.version for row in rows}
+    active = next((row.version for row in rows if row.state == registry.ACTIVE), None)
+    return jsonify(active=active, models=[version_to_dict(row, names) for row in rows])
+
+
+@api.post("/models/<version>/promote")
+def promote_model(version: str) -> Response:
+    _require_admin()
+    row = registry.promote(get_session(), version)
+    return jsonify(version_to_dict(row, _names()))
+
+
+@api.post("/models/<version>/rollback")
+def rollback_model(version: str) -> Response:
+    _require_admin()
+    row = registry.rollback(get_session(), version)
+    return jsonify(version_to_dict(row, _names()))
+
+
+@api.post("/training-runs")
+def start_training_run() -> tuple[Response, int, dict[str, str]]:
+    _require_admin()
+    body = request.get_json(silent=True) or {}
+    steps = body.get("steps")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
+        raise BadRequest(f"steps={steps!r}: use a positive integer")
+    run = registry.create_run(get_session(), platform().settings, "api", steps)
+    current_app.extensions[SEND_RETRAIN](run.id)
+    location = url_for("registry_api.get_training_run", run_id=run.id)
+    return jsonify(run_to_dict(run, _names())), 202, {"Location": location}
+
+
+@api.get("/training-runs")
+def list_training_runs() -> Response:
+    _require_admin()
+    names = _names()
+    return jsonify(runs=[run_to_dict(run, names) for run in registry.list_runs(get_session())])
+
+
+@api.get("/training-runs/<int:run_id>")
+def get_training_run(run_id: int) -> Response:
+    _require_admin()
+    return jsonify(run_to_dict(registry.get_run(get_session(), run_id), _names()))
+
+
+@portal.get("/models")
+def models_page() -> str | BaseResponse:
+    try:
+        token = current_token()
+    except AuthenticationRequired:
+        return redirect(url_for("portal.login", next=request.path))
+    session = get_session()
+    rows = registry.list_versions(session)
+    names = {row.id: row.version for row in rows}
+    runs = registry.list_runs(session, limit=10)
+    return render_template(
+        "models.html",
+        token=token,
+        versions=[version_to_dict(row, names) for row in rows],
+        runs=[run_to_dict(run, names) for run in runs],
+        running=next((run_to_dict(r, names) for r in runs if r.status in registry.IN_PROGRESS), None),
+        new_pairs=pair_service.count_new(session),
+        holdout_pairs=len(pair_service.holdout_pairs(session)),
+        plot=psnr_plot(rows),
+    )
+
+
+def psnr_plot(rows: list[ModelVersion], width: int = 480, height: int = 160) -> dict[str, Any]:
+    """Points of an inline SVG: holdout PSNR (y) over versions (x), for the versions that have a score."""
+    scored = [(row.version, row.holdout_psnr, row.state) for row in rows if row.holdout_psnr is not None]
+    if not scored:
+        return {"points": [], "width": width, "height": height}
+    low, high = min(s[1] for s in scored), max(s[1] for s in scored)
+    span, pad = (high - low) or 1.0, 20
+    step = (width - 2 * pad) / max(len(scored) - 1, 1)
+    points = [
+        {
+            "x": round(pad + i * step, 1),
+            "y": round(height - pad - (psnr - low) / span * (height - 2 * pad), 1),
+            "version": version,
+            "psnr": round(psnr, 2),
+            "state": state,
+        }
+        for i, (version, psnr, state) in enumerate(scored)
+    ]
+    return {"points": points, "width": width, "height": height, "low": round(low, 2), "high": round(high, 2)}
