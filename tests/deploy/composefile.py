@@ -33,7 +33,10 @@ def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         assert sep, f"{path.name}: not KEY=value: {line!r}"
-        values[key.strip()] = value.strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
     return values
 
 
