@@ -55,7 +55,8 @@ CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "enhance", "--concurre
 
 # ---------------------------------------------------------------------------------------------------------------
 # TensorFlow with CUDA and cuDNN comes from the base image; installing the project's dependencies would add
-# tensorflow-cpu beside it, so the package goes in with --no-deps plus everything but TensorFlow.
+# tensorflow-cpu beside it, so the package goes in with --no-deps plus everything but TensorFlow. The image's
+# system Python is the one TensorFlow is installed in (PIP_BREAK_SYSTEM_PACKAGES lets pip add to it).
 FROM ${TF_GPU_IMAGE} AS worker-gpu
 ARG WEB_REQUIREMENTS
 ARG MODEL_REQUIREMENTS
@@ -64,7 +65,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
-    TF_FORCE_GPU_ALLOW_GROWTH=true
+    TF_FORCE_GPU_ALLOW_GROWTH=true \
+    PIP_BREAK_SYSTEM_PACKAGES=1
 RUN useradd --create-home --uid 10001 lowlight
 WORKDIR /app
 COPY --from=base /app /app
