@@ -81,7 +81,7 @@ def _fail_orphaned_runs(session: Session, run_id: int) -> None:
 def _run(ctx: RetrainContext, session: Session, run: TrainingRun, owner: str) -> TrainingRun:
     settings = ctx.settings
     pair_service.collect_from_jobs(session, ctx.storage, settings)
-    active = registry.active_version(session)
+    active = registry.active_version(session) or _register_configured(ctx, session)
     if active is None:
         return registry.finish_run(session, run, RunStatus.SKIPPED, "the registry has no active model version")
     new, holdout = pair_service.new_training_pairs(session), pair_service.holdout_pairs(session)
@@ -107,6 +107,19 @@ def _run(ctx: RetrainContext, session: Session, run: TrainingRun, owner: str) ->
         lineage = {"new_pairs": [p.id for p in new], "replay_pairs": [p.id for p in replay]}
         lineage["holdout_pairs"] = [p.id for p in holdout]
         return _decide(ctx, session, run, active, candidate_path, active_scores, candidate_scores, lineage, new)
+
+
+def _register_configured(ctx: RetrainContext, session: Session) -> ModelVersion | None:
+    """An empty registry (no worker has started yet) gets the configured model, as a worker would register it."""
+    from mirnet.models import ModelLoadError, resolve_model_path
+
+    try:
+        path = resolve_model_path(ctx.settings.model)
+    except ModelLoadError as exc:
+        log.warning("no model to register: %s", exc)
+        return None
+    registry.register_initial(session, ctx.storage, path)
+    return registry.active_version(session)
 
 
 def _replay_sample(earlier: list[Pair], new_count: int, settings: Settings, seed: int) -> list[Pair]:
