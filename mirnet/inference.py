@@ -94,7 +94,7 @@ class Enhancer:
             model = build_model(loaded.architecture, policy=PRECISIONS["bf16"], **arguments)
             model.set_weights(loaded.model.get_weights())
         self.model = model
-        self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True, autograph=False)
         self.batch_sizes: list[int] = []
 
     def _canvas(self, image: np.ndarray) -> _Canvas:
