@@ -14,10 +14,11 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from web.models import utcnow
@@ -55,7 +56,7 @@ def retrain(ctx: RetrainContext, run_id: int) -> TrainingRun:
             holder = lock.holder(session)
             return registry.finish_run(session, run, RunStatus.SKIPPED, f"another retraining holds the lock ({holder})")
         try:
-            _fail_orphaned_runs(session, run_id)
+            _fail_orphaned_runs(ctx, session, run_id)
             run.status, run.started_at = RunStatus.RUNNING.value, utcnow()
             session.commit()
             return _run(ctx, session, run, owner)
@@ -67,14 +68,27 @@ def retrain(ctx: RetrainContext, run_id: int) -> TrainingRun:
             lock.release(session, owner)
 
 
-def _fail_orphaned_runs(session: Session, run_id: int) -> None:
-    """Runs still 'running' while we hold the lock belong to a trainer that died."""
-    session.execute(
-        update(TrainingRun)
-        .where(TrainingRun.status == RunStatus.RUNNING.value, TrainingRun.id != run_id)
-        .values(status=RunStatus.FAILED.value, reason="the trainer stopped (its lock expired)", completed_at=utcnow()),
-        execution_options={"synchronize_session": False},
+def _fail_orphaned_runs(ctx: RetrainContext, session: Session, run_id: int) -> None:
+    """Runs still 'running' while we hold the lock belong to a trainer that died; runs queued for longer than
+    the lock's TTL lost their message."""
+    now = utcnow()
+    lapsed = (
+        (TrainingRun.status == RunStatus.RUNNING.value, "the trainer stopped (its lock expired)"),
+        (
+            and_(
+                TrainingRun.status == RunStatus.QUEUED.value,
+                TrainingRun.updated_at < now - timedelta(seconds=ctx.settings.retrain_lock_ttl_s),
+            ),
+            "its task never started (the message was lost)",
+        ),
     )
+    for condition, reason in lapsed:
+        session.execute(
+            update(TrainingRun)
+            .where(condition, TrainingRun.id != run_id)
+            .values(status=RunStatus.FAILED.value, reason=reason, completed_at=now),
+            execution_options={"synchronize_session": False},
+        )
     session.commit()
 
 

@@ -47,7 +47,7 @@ def maybe_trigger(ctx: RetrainContext, send: Any) -> int | None:
     with ctx.sessions() as session:
         if pair_service.count_new(session) < ctx.settings.retrain_min_new_pairs:
             return None
-        if registry.current_run(session) is not None:
+        if registry.current_run(session, stale_after_s=ctx.settings.retrain_lock_ttl_s) is not None:
             return None
         run = registry.create_run(session, ctx.settings, "pairs")
     send(run.id)

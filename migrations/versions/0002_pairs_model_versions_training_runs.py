@@ -44,7 +44,7 @@ def upgrade() -> None:
     sqlite_autoincrement=True
     )
     with op.batch_alter_table('model_versions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_model_versions_state'), ['state'], unique=False)
+        batch_op.create_index('uq_model_versions_one_active', ['state'], unique=True, postgresql_where=sa.text("state = 'active'"), sqlite_where=sa.text("state = 'active'"))
 
     op.create_table('training_locks',
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -125,7 +125,7 @@ def downgrade() -> None:
     op.drop_table('training_runs')
     op.drop_table('training_locks')
     with op.batch_alter_table('model_versions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_model_versions_state'))
+        batch_op.drop_index('uq_model_versions_one_active', postgresql_where=sa.text("state = 'active'"), sqlite_where=sa.text("state = 'active'"))
 
     op.drop_table('model_versions')
     # ### end Alembic commands ###

@@ -125,3 +125,25 @@ def test_the_models_page_plots_holdout_psnr_and_shows_the_running_retraining(
     assert 'step <span id="run-step">10</span> of 50' in html and "0.1234" in html
     assert "0 new pairs collected since the last run" in html
     assert client.get("/models").status_code == 302  # sign in first
+
+
+def test_a_run_the_broker_never_heard_of_is_failed_not_left_queued(app: Flask, client: FlaskClient, tokens) -> None:
+    from web.queue import QueueUnavailable
+
+    def broker_down(run_id: int) -> None:
+        raise QueueUnavailable("broker unreachable")
+
+    app.extensions[SEND_RETRAIN] = broker_down
+    response = client.post("/api/v1/training-runs", headers=tokens["admin"])
+    check(response, "/api/v1/training-runs", "POST")
+    assert response.status_code == 503
+    (run,) = client.get("/api/v1/training-runs", headers=tokens["admin"]).get_json()["runs"]
+    assert run["status"] == "failed" and "broker" in run["reason"]
+
+
+def test_the_database_allows_one_active_version(app: Flask, versions: list[str]) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    storage = app.extensions["lowlight"].storage
+    with app.extensions["session_factory"]() as session, pytest.raises(IntegrityError):
+        registry.register_version(session, storage, b"w3", CARD, state="active")

@@ -77,3 +77,18 @@ def test_a_succeeded_enhancement_batch_sends_its_jobs_to_pair_collection(monkeyp
     task_success.send(sender=enhance, result={"claimed": [1, 2], "succeeded": [1, 2], "failed": []})
     task_success.send(sender=enhance, result={"claimed": [3], "succeeded": [], "failed": [3]})
     assert sent == [(COLLECT_PAIRS_TASK, [[1, 2]], "training")]
+
+
+def test_a_run_whose_message_was_lost_does_not_block_the_trigger_for_ever(ctx: RetrainContext, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from web.models import utcnow
+
+    with ctx.sessions() as session:
+        pair_service.import_folder(session, ctx.storage, ctx.settings, lol_folder(tmp_path / "v", ["9.png"]), True)
+        pair_service.import_folder(session, ctx.storage, ctx.settings, lol_folder(tmp_path / "a", ["2.png", "5.png"]))
+        lost = registry.create_run(session, ctx.settings, "pairs")
+        lost.updated_at = utcnow() - timedelta(seconds=ctx.settings.retrain_lock_ttl_s + 1)
+        session.commit()
+    sent: list[int] = []
+    assert maybe_trigger(ctx, sent.append) not in (None, lost.id)

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from web.models import Base, utcnow
@@ -60,7 +60,17 @@ class ModelVersion(Base):
     """One set of weights in the registry: a ``.keras`` object (and its card) at a key of its own."""
 
     __tablename__ = "model_versions"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # At most one active version, whatever two operators or a gate do at the same moment.
+        Index(
+            "uq_model_versions_one_active",
+            "state",
+            unique=True,
+            postgresql_where=text("state = 'active'"),
+            sqlite_where=text("state = 'active'"),
+        ),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[str] = mapped_column(String(100), unique=True)
@@ -74,7 +84,7 @@ class ModelVersion(Base):
     holdout_psnr: Mapped[float | None] = mapped_column(Float)
     holdout_ssim: Mapped[float | None] = mapped_column(Float)
     holdout_pairs: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default=VersionState.CANDIDATE.value, index=True)
+    state: Mapped[str] = mapped_column(String(16), default=VersionState.CANDIDATE.value)
     reason: Mapped[str | None] = mapped_column(Text)  # why it was kept as a candidate, promoted, rolled back
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,10 +196,13 @@ def list_runs(session: Session, limit: int = 20) -> list[TrainingRun]:
     return list(session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)))
 
 
-def current_run(session: Session) -> TrainingRun | None:
-    return session.scalars(
-        select(TrainingRun).where(TrainingRun.status.in_(IN_PROGRESS)).order_by(TrainingRun.id)
-    ).first()
+def current_run(session: Session, stale_after_s: float | None = None) -> TrainingRun | None:
+    """The queued or running run; with ``stale_after_s``, one untouched that long does not count (its message
+    or its trainer was lost; the next run that takes the lock marks it failed)."""
+    query = select(TrainingRun).where(TrainingRun.status.in_(IN_PROGRESS)).order_by(TrainingRun.id)
+    if stale_after_s is not None:
+        query = query.where(TrainingRun.updated_at >= utcnow() - timedelta(seconds=stale_after_s))
+    return session.scalars(query).first()
 
 
 def create_run(session: Session, settings: Settings, trigger: str, steps: int | None = None) -> TrainingRun:

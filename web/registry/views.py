@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request, url_for
+from kombu.exceptions import OperationalError
 from werkzeug.wrappers import Response as BaseResponse
 
 from web.api.serializers import finite, iso
@@ -21,7 +22,7 @@ from web.platform import current_token, platform
 from web.queue import CeleryEnqueuer, QueueUnavailable
 from web.registry import pairs as pair_service
 from web.registry import services as registry
-from web.registry.models import ModelVersion, TrainingRun
+from web.registry.models import ModelVersion, RunStatus, TrainingRun
 from web.settings import Settings
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/v1")
@@ -42,7 +43,7 @@ def make_send_retrain(settings: Settings) -> Callable[[int], None]:
     def send(run_id: int) -> None:
         try:
             enqueuer.app.send_task(RETRAIN_TASK, kwargs={"run_id": run_id, "trigger": "api"}, queue=TRAINING_QUEUE)
-        except OSError as exc:
+        except (OperationalError, OSError) as exc:
             raise QueueUnavailable(f"broker unreachable: {exc}") from exc
 
     return send
@@ -152,8 +153,13 @@ def start_training_run() -> tuple[Response, int, dict[str, str]]:
     steps = body.get("steps")
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
         raise BadRequest(f"steps={steps!r}: use a positive integer")
-    run = registry.create_run(get_session(), platform().settings, "api", steps)
-    current_app.extensions[SEND_RETRAIN](run.id)
+    session = get_session()
+    run = registry.create_run(session, platform().settings, "api", steps)
+    try:
+        current_app.extensions[SEND_RETRAIN](run.id)
+    except QueueUnavailable:
+        registry.finish_run(session, run, RunStatus.FAILED, "the broker was unavailable; the run never started")
+        raise
     location = url_for("registry_api.get_training_run", run_id=run.id)
     return jsonify(run_to_dict(run, _names())), 202, {"Location": location}
 
