@@ -72,14 +72,27 @@ def get_enhancer(settings: Settings) -> Enhancer:
         _enhancer = _load_active(settings, active) if active else _load_configured(settings)
         _enhancer_pid = os.getpid()
         log.info("loaded model %s from %s in pid %s", _enhancer.loaded.version, _enhancer.loaded.source, _enhancer_pid)
-    elif active is not None and active[0] != _enhancer.loaded.version:
-        try:
-            _enhancer = _load_active(settings, active)
-        except ModelUnavailable as exc:
-            log.error("cannot switch to model %s, keeping %s: %s", active[0], _enhancer.loaded.version, exc)
-        else:
-            log.info("switched to model %s in pid %s", _enhancer.loaded.version, _enhancer_pid)
+    elif active is not None and active[0] not in (_enhancer.loaded.version, _unloadable):
+        _switch(settings, active)
     return _enhancer
+
+
+_unloadable: str | None = None  # a version that failed to load here is not tried again before every batch
+
+
+def _switch(settings: Settings, active: tuple[str, str, str]) -> None:
+    global _enhancer, _unloadable
+    previous = _enhancer
+    try:
+        _enhancer = _load_active(settings, active)
+    except ModelUnavailable as exc:
+        _unloadable = active[0]
+        log.error("cannot switch to model %s, keeping %s: %s", active[0], previous.loaded.version, exc)
+        return
+    log.info("switched to model %s in pid %s", _enhancer.loaded.version, _enhancer_pid)
+    if previous is not None and _download_dir is not None and Path(previous.loaded.source).parent == _download_dir:
+        Path(previous.loaded.source).unlink(missing_ok=True)
+        Path(previous.loaded.source).with_suffix(".json").unlink(missing_ok=True)
 
 
 def _active_version(settings: Settings) -> tuple[str, str, str] | None:
