@@ -15,7 +15,7 @@ from typing import Any
 from mirnet.imageio import ImageLimits
 
 
-def _add_model_options(parser: argparse.ArgumentParser, tile: int = 512) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> None:
     parser.add_argument("--model", default=None, help="a packaged model name or a .keras file (default: packaged)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
     parser.add_argument(
@@ -24,7 +24,8 @@ def _add_model_options(parser: argparse.ArgumentParser, tile: int = 512) -> None
         default=tile,
         help=f"tile size for large images, 0 for whole-image inference (default {tile})",
     )
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles run through the network together")
+    # On CPUs batching tiles does not pay (scripts/bench_batching.py); GPUs may want more.
+    parser.add_argument("--batch-size", type=int, default=1, help="tiles run through the network together")
 
 
 def _parse_argument(text: str) -> tuple[str, Any]:

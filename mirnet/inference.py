@@ -19,7 +19,9 @@ from mirnet.models import LoadedModel
 from mirnet.tiling import Window, plan_windows
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
-DEFAULT_MARGIN = 32  # for networks whose receptive field is global (the full MIRNet)
+# For networks whose receptive field is global (the full MIRNet pools over the whole input in its attention and
+# fusion), tiles cannot equal the whole-image result: tile only what is too large to run whole.
+DEFAULT_MARGIN = 64
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -65,7 +67,7 @@ class Enhancer:
         self,
         loaded: LoadedModel,
         precision: str = "fp32",
-        tile: int | None = 512,
+        tile: int | None = 1024,
         batch_size: int = 4,
         margin: int | None = None,
         blend: int = 16,

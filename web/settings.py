@@ -79,7 +79,7 @@ class Settings:
 
     model: str | None = None  # None: the packaged default model
     precision: str = "fp32"
-    tile: int = 512
+    tile: int = 1024  # whole-image inference up to 1024x1024; see docs/MODEL.md on tiling a global network
     max_batch: int = 4
     max_batch_delay_ms: int = 200
     task_soft_time_limit: int = 600
