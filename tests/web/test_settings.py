@@ -14,7 +14,7 @@ def test_defaults_are_the_embedded_platform() -> None:
     assert settings.max_pixels == 50_000_000
     assert (settings.precision, settings.tile, settings.max_batch, settings.max_batch_delay_ms) == (
         "fp32",
-        512,
+        1024,
         4,
         200,
     )
