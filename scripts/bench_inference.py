@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-full", action="store_true", help="skip the 44M-parameter full MIRNet")
     parser.add_argument("--skip-24mp", action="store_true")
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile", type=int, default=1024)
     args = parser.parse_args()
     benchmark_architectures(args.repeats, args.skip_full)
     if not args.skip_24mp:

@@ -15,11 +15,12 @@ def test_24_megapixel_photo_enhances_under_4_gb(tmp_path, lol_sample):
     source = tmp_path / "24mp.png"
     Image.open(lol_sample / "low" / "9.png").convert("RGB").resize((6000, 4000)).save(source, compress_level=1)
     out = tmp_path / "out"
-    # The packaged default model, as a user would run it; a fresh interpreter so that RUSAGE_CHILDREN is its own.
+    # The packaged default model with the CLI's defaults (1024-px tiles), as a user would run it; a fresh
+    # interpreter so that RUSAGE_CHILDREN is the enhancing process alone.
     probe = (
         "import resource, subprocess, sys; "
-        "subprocess.run([sys.executable, '-m', 'mirnet.cli', 'enhance', sys.argv[1], '-o', sys.argv[2], "
-        "'--tile', '512'], check=True, capture_output=True); "
+        "subprocess.run([sys.executable, '-m', 'mirnet.cli', 'enhance', sys.argv[1], '-o', sys.argv[2]], "
+        "check=True, capture_output=True); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     result = subprocess.run([sys.executable, "-c", probe, str(source), str(out)], capture_output=True, text=True)
