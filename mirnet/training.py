@@ -102,9 +102,16 @@ def evaluate_pairs(
 class Trainer:
     """Runs (or resumes) the training described by a :class:`TrainConfig`."""
 
-    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        log: Callable[[str], None] = print,
+        on_log_row: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """``log`` receives messages; ``on_log_row`` each row written to log.csv (progress for callers)."""
         self.config = config
         self.log = log
+        self.on_log_row = on_log_row
         self.out = Path(config.out)
         self.arguments = resolve_arguments(config.arch, config.arguments)
         pairs = list_pairs(config.data)
@@ -240,6 +247,8 @@ class Trainer:
             if new:
                 writer.writeheader()
             writer.writerow({key: row.get(key, "") for key in LOG_FIELDS})
+        if self.on_log_row is not None:
+            self.on_log_row(row)
 
 
 def _make_train_step(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:

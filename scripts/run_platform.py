@@ -1,4 +1,4 @@
-"""Start the whole platform locally as processes: web, one worker, the scheduler (``make run`` calls this).
+"""Start the whole platform locally as processes: web, a worker, a trainer, the scheduler (``make run`` calls this).
 
 With no environment set this is the embedded default: SQLite (``var/lowlight.db``), a local object store
 (``var/objects``) and kombu's SQLAlchemy transport over SQLite (``var/broker.db``) as the broker, so nothing
@@ -49,6 +49,11 @@ def commands(settings: Settings, var_dir: Path) -> dict[str, list[str]]:
         "worker": [
             python, "-m", "celery", "-A", "worker.celery_app", "worker",
             "-Q", settings.queue_name, "--concurrency", "1", "--loglevel", "INFO", "-n", "worker@%h",
+        ],
+        # Retraining runs on its own queue and process, so it never blocks enhancement.
+        "trainer": [
+            python, "-m", "celery", "-A", "worker.celery_app", "worker",
+            "-Q", "training", "--concurrency", "1", "--loglevel", "INFO", "-n", "trainer@%h",
         ],
         "beat": [
             python, "-m", "celery", "-A", "worker.celery_app", "beat",

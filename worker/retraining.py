@@ -231,11 +231,9 @@ def _fine_tune(
 ) -> Path:
     from mirnet.training import TrainConfig, Trainer
 
-    class ReportingTrainer(Trainer):
-        def _append_log(self, row: dict[str, Any]) -> None:
-            super()._append_log(row)
-            loss = row.get("loss")
-            report(int(row["step"]), None if loss is None or loss != loss else float(loss))
+    def on_log_row(row: dict[str, Any]) -> None:
+        loss = row.get("loss")
+        report(int(row["step"]), None if loss is None or loss != loss else float(loss))
 
     crop = min(settings.retrain_crop_size, *_smallest_side(data))
     config = TrainConfig(
@@ -253,7 +251,8 @@ def _fine_tune(
         seed=run.id,
         init_from=str(active_path),
     )
-    result = ReportingTrainer(config, log=lambda message: log.info("training run %s: %s", run.id, message)).run()
+    messages = lambda message: log.info("training run %s: %s", run.id, message)  # noqa: E731
+    result = Trainer(config, log=messages, on_log_row=on_log_row).run()
     return result.best_path
 
 
