@@ -42,10 +42,9 @@ import numpy as np  # noqa: E402
 import requests  # noqa: E402
 from PIL import Image  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from tests.fixtures.platform import WorkerProcess, migrate, settings_env, start_worker, write_tiny_model  # noqa: E402
-from tests.fixtures.services import POSTGRES_ADMIN_URL, free_port  # noqa: E402
+from tests.fixtures.services import free_port, postgres_database  # noqa: E402
 from web.settings import Settings  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
@@ -115,20 +114,6 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"topology_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -364,7 +349,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     write_tiny_model(workdir / "tiny.keras", channels=args.channels, num_rrg=1, num_mrb=args.mrb)
     keys = ("topology", uuid.uuid4().hex)
     with ExitStack() as stack:
-        database_url = stack.enter_context(postgres_database())
+        database_url = stack.enter_context(postgres_database("topology"))
         migrate(database_url)
         redis = RedisServer(workdir)
         redis.start()
