@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.fixtures.platform import fresh_postgres_database, migrate, write_tiny_model
+from tests.fixtures.platform import migrate, write_tiny_model
+from tests.fixtures.services import postgres_database
 from web.db import make_engine
 from web.registry import services as registry
 from web.settings import Settings
@@ -63,11 +64,9 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     if request.param == "sqlite":
         yield request.getfixturevalue("sqlite_url")
         return
-    database = fresh_postgres_database(request.getfixturevalue("postgres_url"))
-    url = next(database)
-    migrate(url)
-    yield url
-    next(database, None)
+    with postgres_database("platform") as url:
+        migrate(url)
+        yield url
 
 
 def _context(settings: Settings) -> Iterator[RetrainContext]:

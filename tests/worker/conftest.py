@@ -13,7 +13,8 @@ from PIL import Image
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.fixtures.platform import fresh_postgres_database, migrate
+from tests.fixtures.platform import migrate
+from tests.fixtures.services import postgres_database
 from web.db import make_engine
 from web.models import Job
 from web.settings import Settings
@@ -30,15 +31,13 @@ def png_bytes(width: int = 48, height: int = 32, seed: int = 0) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def postgres_sessions(postgres_url: str) -> Iterator[sessionmaker[Session]]:
+def postgres_sessions() -> Iterator[sessionmaker[Session]]:
     """Sessions on a fresh, migrated PostgreSQL database of this module's own."""
-    database = fresh_postgres_database(postgres_url)
-    url = next(database)
-    migrate(url)
-    engine = make_engine(url)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
-    next(database, None)
+    with postgres_database("platform") as url:
+        migrate(url)
+        engine = make_engine(url)
+        yield sessionmaker(engine, expire_on_commit=False)
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
