@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from mirnet.architectures import build_model, resolve_arguments
+from mirnet.architectures import ARCHITECTURES, build_model, resolve_arguments
 from mirnet.data import Pair, list_pairs, load_pair_arrays, read_name_list, split_pairs, training_dataset
 from mirnet.imageio import to_uint8
 from mirnet.inference import Enhancer
@@ -51,6 +51,7 @@ class TrainConfig:
     batch_size: int = 8
     crop_size: int = 128
     learning_rate: float = 2e-4
+    ssim_weight: float = 0.0  # loss = Charbonnier + ssim_weight * (1 - SSIM)
     min_learning_rate: float = 1e-6
     warmup_steps: int = 0
     seed: int = 0
@@ -122,12 +123,19 @@ class Trainer:
         self._check_config()
 
     def _check_config(self) -> None:
+        multiple = ARCHITECTURES[self.config.arch].size_multiple(self.arguments)
+        if self.config.crop_size % multiple:
+            raise ValueError(
+                f"crop_size {self.config.crop_size} must be a multiple of {multiple} for {self.config.arch} "
+                f"{self.arguments} (its resolution drops by that factor)"
+            )
         self.out.mkdir(parents=True, exist_ok=True)
         saved = self.out / "config.json"
         if saved.exists():
             previous = json.loads(saved.read_text())
             current = json.loads(self.config.to_json())
-            changed = sorted(k for k in current if previous.get(k) != current[k])
+            defaults = asdict(TrainConfig(data="", out=""))  # keys added since an old run was started
+            changed = sorted(k for k in current if previous.get(k, defaults.get(k)) != current[k])
             if changed:
                 raise ValueError(f"{self.out} holds a run with a different configuration ({changed}); use a new --out")
         else:
@@ -145,7 +153,7 @@ class Trainer:
         if self.config.init_from:
             model.set_weights(keras.models.load_model(self.config.init_from, compile=False).get_weights())
         optimizer = keras.optimizers.Adam(learning_rate_schedule(self.config))
-        model.compile(optimizer=optimizer, loss=CharbonnierLoss())
+        model.compile(optimizer=optimizer, loss=CharbonnierLoss(ssim_weight=self.config.ssim_weight))
         return (
             model,
             0,
@@ -173,7 +181,9 @@ class Trainer:
                 "batch_size": self.config.batch_size,
                 "crop_size": self.config.crop_size,
                 "learning_rate": self.config.learning_rate,
-                "loss": "charbonnier",
+                "loss": f"charbonnier + {self.config.ssim_weight:g} * (1 - SSIM)"
+                if self.config.ssim_weight
+                else "charbonnier",
                 "seed": self.config.seed,
                 "seconds": round(state["seconds"], 1),
             },

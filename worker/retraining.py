@@ -229,13 +229,18 @@ def _materialize(storage: ObjectStorage, pairs: list[Pair], folder: Path) -> Pat
 def _fine_tune(
     settings: Settings, active: ModelVersion, active_path: Path, data: Path, out: Path, run: TrainingRun, report
 ) -> Path:
+    from mirnet.architectures import ARCHITECTURES, resolve_arguments
     from mirnet.training import TrainConfig, Trainer
 
     def on_log_row(row: dict[str, Any]) -> None:
         loss = row.get("loss")
         report(int(row["step"]), None if loss is None or loss != loss else float(loss))
 
-    crop = min(settings.retrain_crop_size, *_smallest_side(data))
+    arguments = resolve_arguments(active.architecture, active.arguments)
+    multiple = ARCHITECTURES[active.architecture].size_multiple(arguments)
+    crop = min(settings.retrain_crop_size, *_smallest_side(data)) // multiple * multiple
+    if crop == 0:
+        raise ValueError(f"the training pairs are smaller than {multiple} px, the least this architecture needs")
     config = TrainConfig(
         data=str(data),
         out=str(out),

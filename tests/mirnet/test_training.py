@@ -22,6 +22,34 @@ def test_charbonnier_matches_its_definition(rng):
     assert float(CharbonnierLoss()(a, b)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_ssim_term_adds_the_weighted_structural_dissimilarity(rng):
+    from skimage.metrics import structural_similarity
+
+    high = rng.random((1, 48, 48, 3), dtype=np.float32)
+    low = np.clip(high + rng.normal(0, 0.1, high.shape), 0, 1).astype(np.float32)
+    plain = float(CharbonnierLoss()(high, low))
+    weighted = float(CharbonnierLoss(ssim_weight=0.5)(high, low))
+    reference = structural_similarity(
+        high[0], low[0], data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False,
+    )
+    assert weighted - plain == pytest.approx(0.5 * (1 - reference), abs=2e-3)
+    assert float(CharbonnierLoss(ssim_weight=0.5)(high, high)) == pytest.approx(1e-3, abs=1e-4)
+
+
+def test_a_run_started_before_a_config_field_existed_still_resumes(tmp_path, lol_sample):
+    from mirnet.training import TrainConfig, Trainer
+
+    config = TrainConfig(data=str(lol_sample), out=str(tmp_path / "run"))
+    saved = json.loads(config.to_json())
+    del saved["ssim_weight"]  # a run written by an older version
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    Trainer(config)  # accepted: the missing field has its default
+    with pytest.raises(ValueError, match="ssim_weight"):
+        Trainer(TrainConfig(data=str(lol_sample), out=str(tmp_path / "run"), ssim_weight=0.2))
+
+
 def test_split_by_names_and_refuse_unknown_names(lol_sample):
     pairs = list_pairs(lol_sample)
     train, val = split_pairs(pairs, ["5.png"])

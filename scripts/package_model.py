@@ -1,0 +1,165 @@
+"""Make a training run's chosen checkpoint the packaged default, and measure what its model card states.
+
+- ``package RUN``: copy ``RUN/best.keras`` (chosen on the validation split) to ``mirnet/weights/default.keras``
+  and write its card from the run's own records (configuration, steps, hours, validation scores) plus GFLOPs;
+- ``measure``: run once, when the model is chosen. eval15 in fp32 and bf16 (the same code as ``lowlight eval``,
+  per-image JSON in ``docs/results/``), and seconds per 600x400 image in fp32 and bf16 of the packaged model and
+  of the seed's network, measured in this one process; all of it goes into the card.
+
+Usage:
+  python scripts/package_model.py package runs/default-v1 --version mirnet-lol-v1 --description "..." \
+      [--stage configs/compare/mirnet-f4-2x1x32.json]
+  python scripts/package_model.py measure [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "mirnet" / "weights"
+EVAL15 = REPO.parent / "shared" / "data" / "lol" / "eval15"
+RESULTS = REPO / "docs" / "results"
+SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample" / "low" / "2.png"
+SEED_ARGUMENTS = {"num_rrg": 3, "num_mrb": 2, "channels": 64}
+
+
+def _padded(size: int, multiple: int) -> int:
+    return -(-size // multiple) * multiple
+
+
+def _run_record(run: Path) -> dict:
+    config = json.loads((run / "config.json").read_text())
+    state = json.loads((run / "state.json").read_text())
+    best = json.loads((run / "best.json").read_text())
+    return {"config": config, "state": state, "best": best}
+
+
+def package(run: Path, version: str, description: str, stages: list[Path]) -> None:
+    from mirnet.architectures import ARCHITECTURES
+    from mirnet.flops import count_flops
+    from mirnet.models import load_model, save_model
+
+    record = _run_record(run)
+    config, state, best = record["config"], record["state"], record["best"]
+    loaded = load_model(run / "best.keras")
+    multiple = ARCHITECTURES[loaded.architecture].size_multiple(loaded.arguments)
+    flops = count_flops(loaded.model, _padded(400, multiple), _padded(600, multiple))
+    earlier = []
+    for stage_config in stages:
+        stage = json.loads(stage_config.read_text())
+        stage_run = _run_record(REPO / stage["out"])
+        earlier.append(
+            {
+                "command": f"lowlight train --config {stage_config.relative_to(REPO)}",
+                "steps": stage_run["state"]["step"],
+                "hours": round(stage_run["state"]["seconds"] / 3600, 2),
+            }
+        )
+    hours_before = sum(stage["hours"] for stage in earlier)
+    train_config = WEIGHTS / "default.train.json"
+    card = {
+        "version": version,
+        "description": description,
+        "architecture": loaded.architecture,
+        "arguments": loaded.arguments,
+        "gflops_per_600x400": round(flops / 1e9, 2),
+        "training": {
+            **best["training"],
+            "config": str(train_config.relative_to(REPO)),
+            "command": f"lowlight train --config {train_config.relative_to(REPO)}",
+            "earlier_stages": earlier,
+            "total_steps": state["step"],
+            "hours": round(best["training"]["seconds"] / 3600, 2),
+            "hours_all_stages": round(hours_before + state["seconds"] / 3600, 2),
+            "ssim_weight": config.get("ssim_weight", 0.0),
+            "data": "LOL-v1 our485 minus the 48 validation pairs of our485-val.txt (437 pairs); eval15 never used",
+        },
+        "validation": best["validation"],
+    }
+    save_model(loaded.model, WEIGHTS / "default.keras", card)
+    shutil.copyfile(run / "log.csv", RESULTS / "default-training-log.csv")
+    print(json.dumps(json.loads((WEIGHTS / "default.json").read_text()), indent=2))
+
+
+def _seconds_per_image(loaded, precision: str, image, repeats: int) -> float:
+    from mirnet.inference import Enhancer
+
+    enhancer = Enhancer(loaded, precision=precision, tile=None)
+    enhancer.enhance(image)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        enhancer.enhance(image)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(repeats: int) -> None:
+    import numpy as np
+
+    from mirnet.architectures import build_model
+    from mirnet.evaluation import evaluate_folder, report
+    from mirnet.imageio import load_rgb_uint8
+    from mirnet.inference import Enhancer
+    from mirnet.models import LoadedModel, load_model
+
+    loaded = load_model()
+    card_file = WEIGHTS / "default.json"
+    card = json.loads(card_file.read_text())
+    eval15 = {}
+    for precision in ("fp32", "bf16"):
+        scores = evaluate_folder(str(EVAL15), Enhancer(loaded, precision=precision))
+        document = report(scores, {"version": loaded.version, "precision": precision})
+        suffix = "" if precision == "fp32" else "-bf16"
+        (RESULTS / f"eval15-default{suffix}.json").write_text(json.dumps(document, indent=2) + "\n")
+        eval15[precision] = document["mean"]
+        print(precision, document["mean"])
+    eval15["bf16_minus_fp32_psnr"] = eval15["bf16"]["psnr"] - eval15["fp32"]["psnr"]
+    eval15["command"] = "lowlight eval --data ../shared/data/lol/eval15 [--precision bf16]"
+
+    image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
+    seed = LoadedModel(
+        build_model("mirnet-lite", **SEED_ARGUMENTS), {"architecture": "mirnet-lite", "arguments": SEED_ARGUMENTS},
+        "seed", "built",
+    )
+    speed = {
+        "fp32": _seconds_per_image(loaded, "fp32", image, repeats),
+        "bf16": _seconds_per_image(loaded, "bf16", image, repeats),
+        "seed_fp32": _seconds_per_image(seed, "fp32", image, repeats),
+    }
+    speed["fp32_vs_seed_fp32"] = speed["fp32"] / speed["seed_fp32"]
+    speed = {key: round(value, 4) for key, value in speed.items()}
+    speed["command"] = f"python scripts/package_model.py measure --repeats {repeats} (best of {repeats}, one process)"
+    print(speed)
+    card["eval15"] = eval15
+    card["seconds_per_600x400"] = speed
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    pack = commands.add_parser("package")
+    pack.add_argument("run", type=Path)
+    pack.add_argument("--version", required=True)
+    pack.add_argument("--description", required=True)
+    pack.add_argument("--stage", type=Path, action="append", default=[], help="config of an earlier stage")
+    meas = commands.add_parser("measure")
+    meas.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if args.command == "package":
+        package(args.run, args.version, args.description, [stage.resolve() for stage in args.stage])
+    else:
+        measure(args.repeats)
+
+
+if __name__ == "__main__":
+    main()

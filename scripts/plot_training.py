@@ -1,0 +1,89 @@
+"""Validation PSNR against training hours for several runs, as a standalone SVG (no plotting library needed).
+
+Usage: python scripts/plot_training.py runs/compare/* runs/default-v1 --out docs/img/validation-psnr.svg
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from html import escape
+from pathlib import Path
+
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 760, 420, 60, 220, 20, 50
+
+
+def read_curve(run: Path, offset_hours: float = 0.0) -> list[tuple[float, float]]:
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    return [
+        (offset_hours + float(row["seconds"]) / 3600, float(row["val_psnr"])) for row in rows if row.get("val_psnr")
+    ]
+
+
+def svg(curves: dict[str, list[tuple[float, float]]], title: str) -> str:
+    points = [point for curve in curves.values() for point in curve]
+    x_max = max(x for x, _ in points) * 1.05
+    y_min, y_max = int(min(y for _, y in points)) - 1, int(max(y for _, y in points)) + 1
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(x: float) -> float:
+        return LEFT + x / x_max * plot_w
+
+    def sy(y: float) -> float:
+        return TOP + (y_max - y) / (y_max - y_min) * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" '
+        'font-size="12">',
+        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<text x="{LEFT}" y="14">{escape(title)}</text>',
+    ]
+    for y in range(y_min, y_max + 1):
+        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{LEFT - 8}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
+    step = 0.25 if x_max <= 2 else 0.5
+    tick = 0.0
+    while tick <= x_max:
+        parts.append(f'<text x="{sx(tick):.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">{tick:g}</text>')
+        tick += step
+    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">training hours (2 CPU cores)'
+                 "</text>")
+    parts.append(f'<text x="14" y="{TOP + plot_h / 2}" transform="rotate(-90 14 {TOP + plot_h / 2})" '
+                 'text-anchor="middle">validation PSNR (dB)</text>')
+    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>')
+    for index, (name, curve) in enumerate(curves.items()):
+        colour = COLOURS[index % len(COLOURS)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in curve)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, y in curve:
+            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
+        legend_y = TOP + 14 + index * 18
+        parts.append(f'<line x1="{WIDTH - RIGHT + 12}" x2="{WIDTH - RIGHT + 32}" y1="{legend_y - 4}" '
+                     f'y2="{legend_y - 4}" stroke="{colour}" stroke-width="3"/>')
+        parts.append(f'<text x="{WIDTH - RIGHT + 38}" y="{legend_y}">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with log.csv)")
+    parser.add_argument("--after", action="append", default=[], metavar="RUN=EARLIER",
+                        help="draw RUN after the hours of EARLIER (a run that started from EARLIER's weights)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--title", default="Validation PSNR (48 pairs of our485) during training")
+    args = parser.parse_args()
+    offsets = {}
+    for item in args.after:
+        run, earlier = item.split("=", 1)
+        rows = list(csv.DictReader((Path(earlier) / "log.csv").open()))
+        offsets[Path(run).name] = float(rows[-1]["seconds"]) / 3600
+    curves = {run.name: read_curve(run, offsets.get(run.name, 0.0)) for run in args.runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(svg({name: curve for name, curve in curves.items() if curve}, args.title))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The packaged default model: its card states what `lowlight eval` and the committed configs give back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mirnet.architectures import ARCHITECTURES
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = REPO / "mirnet" / "weights"
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads((WEIGHTS / "default.json").read_text())
+
+
+def test_the_card_states_what_the_model_issue_asks_for(card):
+    for field in ("architecture", "arguments", "parameters", "gflops_per_600x400", "training", "validation",
+                  "eval15", "seconds_per_600x400"):
+        assert field in card, field
+    for field in ("steps", "total_steps", "hours", "batch_size", "crop_size", "loss", "config"):
+        assert field in card["training"], field
+    for precision in ("fp32", "bf16"):
+        assert set(card["eval15"][precision]) == {"psnr", "ssim"}
+    assert set(card["seconds_per_600x400"]) >= {"fp32", "bf16", "seed_fp32"}
+
+
+def test_the_committed_training_config_builds_the_packaged_architecture(card):
+    config = json.loads((REPO / card["training"]["config"]).read_text())
+    assert config["arch"] == card["architecture"]
+    assert {**ARCHITECTURES[config["arch"]].defaults, **config["arguments"]} == card["arguments"]
+    assert config["val_list"].endswith("our485-val.txt") and "eval15" not in config["data"]
+    for stage in card["training"]["earlier_stages"]:
+        earlier = json.loads((REPO / stage["command"].split("--config ")[1]).read_text())
+        assert earlier["arch"] == config["arch"] and earlier["arguments"] == config["arguments"]
+        assert "eval15" not in earlier["data"]
+
+
+def test_the_gflops_in_the_card_are_counted_from_the_graph(card):
+    from mirnet.flops import count_flops
+    from mirnet.models import load_model
+
+    loaded = load_model()
+    multiple = ARCHITECTURES[loaded.architecture].size_multiple(loaded.arguments)
+    height, width = (-(-400 // multiple) * multiple, -(-600 // multiple) * multiple)
+    assert count_flops(loaded.model, height, width) / 1e9 == pytest.approx(card["gflops_per_600x400"], abs=0.01)
+
+
+def test_eval15_gives_back_the_figures_in_the_card(card):
+    from mirnet.evaluation import evaluate_folder
+    from mirnet.inference import Enhancer
+    from mirnet.models import load_model
+
+    scores = evaluate_folder(str(REPO.parent / "shared" / "data" / "lol" / "eval15"), Enhancer(load_model()))
+    assert len(scores) == 15
+    mean_psnr = sum(score.psnr for score in scores) / len(scores)
+    mean_ssim = sum(score.ssim for score in scores) / len(scores)
+    assert mean_psnr == pytest.approx(card["eval15"]["fp32"]["psnr"], abs=1e-3)
+    assert mean_ssim == pytest.approx(card["eval15"]["fp32"]["ssim"], abs=1e-4)
