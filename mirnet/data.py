@@ -69,17 +69,35 @@ def _decode(path: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
 
-def _augment(stacked: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
-    """An aligned random crop of low and high (stacked on channels), a flip and a rotation by 90 degrees."""
+CropSize = int | tuple[int, int] | list[int]
+
+
+def crop_shape(crop_size: CropSize) -> tuple[int, int]:
+    """(height, width) of a crop given as one side (square) or as [height, width]."""
+    if isinstance(crop_size, int):
+        return crop_size, crop_size
+    height, width = crop_size
+    return int(height), int(width)
+
+
+def _augment(stacked: tf.Tensor, crop_size: CropSize, seed: tf.Tensor) -> tf.Tensor:
+    """An aligned random crop of low and high (stacked on channels) and a random flip; square crops are also
+    turned by a multiple of 90 degrees, oblong ones by 0 or 180 (a flip up-down) so that all keep one shape."""
+    height, width = crop_shape(crop_size)
     seeds = tf.random.experimental.stateless_split(seed, num=3)
-    crop = tf.image.stateless_random_crop(stacked, (crop_size, crop_size, 6), seed=seeds[0])
+    crop = tf.image.stateless_random_crop(stacked, (height, width, 6), seed=seeds[0])
     crop = tf.image.stateless_random_flip_left_right(crop, seed=seeds[1])
+    if height != width:
+        return tf.image.stateless_random_flip_up_down(crop, seed=seeds[2])
     turns = tf.random.stateless_uniform((), seeds[2], minval=0, maxval=4, dtype=tf.int32)
     return tf.image.rot90(crop, turns)
 
 
-def training_dataset(pairs: list[Pair], crop_size: int, batch_size: int, seed: int) -> tf.data.Dataset:
+def training_dataset(pairs: list[Pair], crop_size: CropSize, batch_size: int, seed: int) -> tf.data.Dataset:
     """An endless stream of (low, high) batches of aligned augmented crops, reproducible for a given seed.
+
+    ``crop_size`` is one side (square crops) or [height, width]; [400, 592] trains on almost whole LOL images,
+    so the network sees the same global statistics as at inference.
 
     Decoded images are cached in memory as uint8 (LOL's 485 pairs take about 700 MB); crops are made from
     the cache, so every step sees new crops without decoding again.

@@ -26,7 +26,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from mirnet.architectures import ARCHITECTURES, build_model, resolve_arguments
-from mirnet.data import Pair, list_pairs, load_pair_arrays, read_name_list, split_pairs, training_dataset
+from mirnet.data import Pair, crop_shape, list_pairs, load_pair_arrays, read_name_list, split_pairs, training_dataset
 from mirnet.imageio import to_uint8
 from mirnet.inference import Enhancer
 from mirnet.losses import CharbonnierLoss
@@ -49,7 +49,7 @@ class TrainConfig:
     val_every: int = 250
     checkpoint_every: int = 50
     batch_size: int = 8
-    crop_size: int = 128
+    crop_size: int | list[int] = 128  # one side, or [height, width]
     learning_rate: float = 2e-4
     ssim_weight: float = 0.0  # loss = Charbonnier + ssim_weight * (1 - SSIM)
     min_learning_rate: float = 1e-6
@@ -124,7 +124,7 @@ class Trainer:
 
     def _check_config(self) -> None:
         multiple = ARCHITECTURES[self.config.arch].size_multiple(self.arguments)
-        if self.config.crop_size % multiple:
+        if any(side % multiple for side in crop_shape(self.config.crop_size)):
             raise ValueError(
                 f"crop_size {self.config.crop_size} must be a multiple of {multiple} for {self.config.arch} "
                 f"{self.arguments} (its resolution drops by that factor)"

@@ -37,6 +37,17 @@ def test_ssim_term_adds_the_weighted_structural_dissimilarity(rng):
     assert float(CharbonnierLoss(ssim_weight=0.5)(high, high)) == pytest.approx(1e-3, abs=1e-4)
 
 
+def test_crops_must_fit_where_the_architecture_drops_resolution(tmp_path, lol_sample):
+    from mirnet.training import TrainConfig, Trainer
+
+    arguments = {"fold": 4, "num_rrg": 1, "num_mrb": 1, "channels": 4}
+    Trainer(TrainConfig(data=str(lol_sample), out=str(tmp_path / "a"), arch="mirnet", arguments=arguments,
+                        crop_size=[400, 592]))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        Trainer(TrainConfig(data=str(lol_sample), out=str(tmp_path / "b"), arch="mirnet", arguments=arguments,
+                            crop_size=[400, 600]))
+
+
 def test_a_run_started_before_a_config_field_existed_still_resumes(tmp_path, lol_sample):
     from mirnet.training import TrainConfig, Trainer
 
@@ -64,7 +75,8 @@ def test_the_shipped_validation_list_is_disjoint_from_eval15(lol_sample):
     assert not set(names) & {p.name for p in (lol_sample.parent / "eval15" / "low").iterdir()}
 
 
-def test_crops_are_aligned_and_reproducible(tmp_path):
+@pytest.mark.parametrize(("crop_size", "shape"), [(16, (16, 16)), ([32, 48], (32, 48))])
+def test_crops_are_aligned_and_reproducible(tmp_path, crop_size, shape):
     """high = 1 - low pixel for pixel, so any misaligned crop or flip would break the relation."""
     from PIL import Image
 
@@ -76,13 +88,13 @@ def test_crops_are_aligned_and_reproducible(tmp_path):
         Image.fromarray(low).save(tmp_path / "low" / f"{i}.png")
         Image.fromarray(255 - low).save(tmp_path / "high" / f"{i}.png")
     pairs = list_pairs(tmp_path)
-    batches = list(training_dataset(pairs, crop_size=16, batch_size=4, seed=7).take(3))
+    batches = list(training_dataset(pairs, crop_size=crop_size, batch_size=4, seed=7).take(3))
     for low, high in batches:
-        assert low.shape == (4, 16, 16, 3)
+        assert low.shape == (4, *shape, 3)
         assert np.allclose(low.numpy() + high.numpy(), 1.0, atol=1e-6)
-    again = list(training_dataset(pairs, crop_size=16, batch_size=4, seed=7).take(3))
+    again = list(training_dataset(pairs, crop_size=crop_size, batch_size=4, seed=7).take(3))
     assert all(np.array_equal(a[0].numpy(), b[0].numpy()) for a, b in zip(batches, again, strict=True))
-    other = next(iter(training_dataset(pairs, crop_size=16, batch_size=4, seed=8)))
+    other = next(iter(training_dataset(pairs, crop_size=crop_size, batch_size=4, seed=8)))
     assert not np.array_equal(other[0].numpy(), batches[0][0].numpy())
 
 
