@@ -133,6 +133,11 @@ def run_eval(args: argparse.Namespace) -> int:
     document = report(scores, _model_summary(enhancer.loaded, args.precision, args.tile))
     print(f"\nAverage PSNR: {document['mean']['psnr']:.4f} dB")
     print(f"Average SSIM: {document['mean']['ssim']:.4f}")
+    if scores:
+        print(
+            f"(GT-mean PSNR, output scaled to the reference's brightness, not the standard metric: "
+            f"{document['mean']['gt_mean_psnr']:.4f} dB)"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n")

@@ -56,6 +56,8 @@ def test_eval_prints_the_table_and_writes_json(tmp_path, lol_sample, tiny_full_p
     assert set(document["model"]) >= {"architecture", "arguments", "parameters", "source"}
     mean = np.mean([image["psnr"] for image in document["images"]])
     assert document["mean"]["psnr"] == mean
+    assert "GT-mean PSNR" in printed and "not the standard metric" in printed
+    assert document["mean"]["gt_mean_psnr"] == np.mean([image["gt_mean_psnr"] for image in document["images"]])
 
 
 def test_info_describes_the_model(tiny_lite_path, capsys):

@@ -51,3 +51,14 @@ def test_metrics_refuse_float_images_and_shape_mismatch():
         psnr(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(np.zeros((5, 5, 3), np.uint8), np.zeros((5, 5, 3), np.uint8))
+
+
+def test_gt_mean_psnr_forgives_only_global_brightness(lol_sample):
+    from mirnet.evaluation import gt_mean_psnr
+
+    high = load_rgb_uint8(str(lol_sample / "high" / "2.png"))
+    darker = np.round(high * 0.7).astype(np.uint8)
+    assert psnr(darker, high) < 20
+    assert gt_mean_psnr(darker, high) > 40  # a pure exposure error is (almost) forgiven
+    noisy = np.clip(high.astype(int) + np.random.default_rng(0).integers(-30, 30, high.shape), 0, 255).astype(np.uint8)
+    assert gt_mean_psnr(noisy, high) == pytest.approx(psnr(noisy, high), abs=0.3)  # noise is not
