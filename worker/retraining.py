@@ -255,10 +255,17 @@ def _fine_tune(
         min_learning_rate=settings.retrain_learning_rate / 10,
         seed=run.id,
         init_from=str(active_path),
+        ssim_weight=_trained_ssim_weight(active_path),
     )
     messages = lambda message: log.info("training run %s: %s", run.id, message)  # noqa: E731
     result = Trainer(config, log=messages, on_log_row=on_log_row).run()
     return result.best_path
+
+
+def _trained_ssim_weight(model_path: Path) -> float:
+    """Fine-tune with the loss the active model was trained with, as its card records (Charbonnier alone if not)."""
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    return float(card.get("training", {}).get("ssim_weight", 0.0))
 
 
 def _smallest_side(data: Path) -> tuple[int, ...]:
