@@ -24,6 +24,13 @@ def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> Non
         default=tile,
         help=f"tile size for large images, 0 for whole-image inference (default {tile})",
     )
+    parser.add_argument(
+        "--views",
+        type=int,
+        choices=[1, 2, 3, 4],
+        default=None,
+        help="mirrored copies averaged per image (default: as the model card says)",
+    )
     # On CPUs batching tiles does not pay (scripts/bench_batching.py); GPUs may want more.
     parser.add_argument("--batch-size", type=int, default=1, help="tiles run through the network together")
 
@@ -92,7 +99,9 @@ def _enhancer(args: argparse.Namespace):
     from mirnet.models import load_model
 
     loaded = load_model(args.model)
-    return Enhancer(loaded, precision=args.precision, tile=args.tile or None, batch_size=args.batch_size)
+    return Enhancer(
+        loaded, precision=args.precision, tile=args.tile or None, batch_size=args.batch_size, views=args.views
+    )
 
 
 def run_enhance(args: argparse.Namespace) -> int:
@@ -130,7 +139,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"PSNR for image {score.name}: {score.psnr:.4f} dB   SSIM: {score.ssim:.4f}", flush=True)
 
     scores = evaluate_folder(args.data, enhancer, on_image)
-    document = report(scores, _model_summary(enhancer.loaded, args.precision, args.tile))
+    document = report(scores, _model_summary(enhancer.loaded, args.precision, args.tile, enhancer.views))
     print(f"\nAverage PSNR: {document['mean']['psnr']:.4f} dB")
     print(f"Average SSIM: {document['mean']['ssim']:.4f}")
     if scores:
@@ -144,7 +153,7 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_summary(loaded, precision: str, tile: int | None) -> dict[str, Any]:
+def _model_summary(loaded, precision: str, tile: int | None, views: int) -> dict[str, Any]:
     return {
         "version": loaded.version,
         "source": loaded.source,
@@ -153,6 +162,7 @@ def _model_summary(loaded, precision: str, tile: int | None) -> dict[str, Any]:
         "parameters": loaded.model.count_params(),
         "precision": precision,
         "tile": tile or None,
+        "views": views,
     }
 
 

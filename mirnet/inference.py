@@ -22,6 +22,8 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # For networks whose receptive field is global (the full MIRNet pools over the whole input in its attention and
 # fusion), tiles cannot equal the whole-image result: tile only what is too large to run whole.
 DEFAULT_MARGIN = 64
+# Test-time self-ensemble: the axes (of N x H x W x C) each view mirrors before the network and back after it.
+VIEW_FLIPS: dict[int, list[list[int]]] = {1: [[]], 2: [[], [2]], 3: [[], [2], [1]], 4: [[], [2], [1], [1, 2]]}
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -71,7 +73,15 @@ class Enhancer:
         batch_size: int = 4,
         margin: int | None = None,
         blend: int = 16,
+        views: int | None = None,
     ) -> None:
+        """``views``: how many mirrored copies of each window run and are averaged (1 = plain, 2 adds the
+        left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with.
+        """
+        if views is None:
+            views = int(loaded.card.get("inference", {}).get("views", 1))
+        if views not in VIEW_FLIPS:
+            raise ValueError(f"views must be one of {sorted(VIEW_FLIPS)}, not {views}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
         if batch_size < 1:
@@ -96,7 +106,18 @@ class Enhancer:
             model = build_model(loaded.architecture, policy=PRECISIONS["bf16"], **arguments)
             model.set_weights(loaded.model.get_weights())
         self.model = model
-        self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True, autograph=False)
+        self.views = views
+        flips = VIEW_FLIPS[views]
+
+        def predict(batch: tf.Tensor) -> tf.Tensor:
+            total = None
+            for axes in flips:
+                output = model(tf.reverse(batch, axes) if axes else batch, training=False)
+                output = tf.reverse(output, axes) if axes else output
+                total = output if total is None else total + output
+            return total / len(flips)
+
+        self._predict = tf.function(predict, reduce_retracing=True, autograph=False)
         self.batch_sizes: list[int] = []
 
     def _canvas(self, image: np.ndarray) -> _Canvas:

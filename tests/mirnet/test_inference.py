@@ -98,3 +98,30 @@ def test_bad_settings_are_refused(full, lite):
         Enhancer(full, tile=130)
     with pytest.raises(ValueError, match="exceed"):
         Enhancer(lite, tile=20)
+
+
+def test_views_average_the_mirrored_outputs(lite, rng):
+    """Two views = clip((f(x) + mirror(f(mirror(x)))) / 2), computed here by hand from the raw network."""
+    image = rng.random((40, 56, 3), dtype=np.float32)
+
+    def raw(x):
+        return lite.model(x[None].copy(), training=False).numpy()[0]
+
+    one, mirrored, upside_down = raw(image), raw(image[:, ::-1])[:, ::-1], raw(image[::-1])[::-1]
+    assert not np.allclose(one, mirrored, atol=1e-3)  # the network is not mirror-symmetric, so views matter
+    two = Enhancer(lite, tile=None, views=2).enhance(image)
+    three = Enhancer(lite, tile=None, views=3).enhance(image)
+    assert np.allclose(two, np.clip((one + mirrored) / 2, 0, 1), atol=1e-5)
+    assert np.allclose(three, np.clip((one + mirrored + upside_down) / 3, 0, 1), atol=1e-5)
+    # Tiles stay exact with views: each view is the same finite-receptive-field network.
+    assert np.abs(Enhancer(lite, tile=48, views=2).enhance(image) - two).max() < 1e-5
+
+
+def test_views_default_to_the_model_card(lite):
+    from mirnet.models import LoadedModel
+
+    assert Enhancer(lite, tile=None).views == 1
+    card = {**lite.card, "inference": {"views": 2}}
+    assert Enhancer(LoadedModel(lite.model, card, lite.version, lite.source), tile=None).views == 2
+    with pytest.raises(ValueError, match="views"):
+        Enhancer(lite, tile=None, views=5)
