@@ -1,5 +1,7 @@
 """Make a training run's chosen checkpoint the packaged default, and measure what its model card states.
 
+- ``views RUN``: validation PSNR/SSIM and speed with 1 to 4 test-time views (mirrored copies averaged), to
+  choose the views on the validation split;
 - ``package RUN``: copy ``RUN/best.keras`` (chosen on the validation split) to ``mirnet/weights/default.keras``
   and write its card from the run's own records (configuration, steps, hours, validation scores) plus GFLOPs;
 - ``measure``: run once, when the model is chosen. eval15 in fp32 and bf16 (the same code as ``lowlight eval``,
@@ -7,7 +9,8 @@
   of the seed's network, measured in this one process; all of it goes into the card.
 
 Usage:
-  python scripts/package_model.py package runs/default-v1 --version mirnet-lol-v1 --description "..." \
+  python scripts/package_model.py views runs/default-v1
+  python scripts/package_model.py package runs/default-v1 --views 2 --version mirnet-lol-v1 --description "..." \
       [--stage configs/compare/mirnet-f4-2x1x32.json]
   python scripts/package_model.py measure [--repeats 5]
 """
@@ -42,7 +45,7 @@ def _run_record(run: Path) -> dict:
     return {"config": config, "state": state, "best": best}
 
 
-def package(run: Path, version: str, description: str, stages: list[Path]) -> None:
+def package(run: Path, version: str, description: str, stages: list[Path], views: int) -> None:
     from mirnet.architectures import ARCHITECTURES
     from mirnet.flops import count_flops
     from mirnet.models import load_model, save_model
@@ -83,16 +86,18 @@ def package(run: Path, version: str, description: str, stages: list[Path]) -> No
             "data": "LOL-v1 our485 minus the 48 validation pairs of our485-val.txt (437 pairs); eval15 never used",
         },
         "validation": best["validation"],
+        # Chosen on the validation split (scripts/package_model.py views); the Enhancer runs what the card says.
+        "inference": {"views": views},
     }
     save_model(loaded.model, WEIGHTS / "default.keras", card)
     shutil.copyfile(run / "log.csv", RESULTS / "default-training-log.csv")
     print(json.dumps(json.loads((WEIGHTS / "default.json").read_text()), indent=2))
 
 
-def _seconds_per_image(loaded, precision: str, image, repeats: int) -> float:
+def _seconds_per_image(loaded, precision: str, image, repeats: int, views: int | None = None) -> float:
     from mirnet.inference import Enhancer
 
-    enhancer = Enhancer(loaded, precision=precision, tile=None)
+    enhancer = Enhancer(loaded, precision=precision, tile=None, views=views)
     enhancer.enhance(image)
     times = []
     for _ in range(repeats):
@@ -100,6 +105,28 @@ def _seconds_per_image(loaded, precision: str, image, repeats: int) -> float:
         enhancer.enhance(image)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def compare_views(run: Path) -> None:
+    """Validation scores of each number of test-time views (validation only: this is how views are chosen)."""
+    import numpy as np
+
+    from mirnet.data import list_pairs, load_pair_arrays, read_name_list, split_pairs
+    from mirnet.imageio import load_rgb_uint8
+    from mirnet.inference import Enhancer
+    from mirnet.models import load_model
+    from mirnet.training import evaluate_pairs
+
+    config = json.loads((run / "config.json").read_text())
+    _, validation = split_pairs(list_pairs(REPO / config["data"]), read_name_list(REPO / config["val_list"]))
+    arrays = [load_pair_arrays(pair) for pair in validation]
+    loaded = load_model(run / "best.keras")
+    image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
+    for views in (1, 2, 3, 4):
+        enhancer = Enhancer(loaded, tile=None, views=views)
+        val_psnr, val_ssim, _ = evaluate_pairs(enhancer, arrays)
+        seconds = _seconds_per_image(loaded, "fp32", image, 3, views)
+        print(f"views {views}: val PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}, {seconds:.3f} s per 600x400 (fp32)")
 
 
 def measure(repeats: int) -> None:
@@ -152,11 +179,16 @@ def main() -> None:
     pack.add_argument("--version", required=True)
     pack.add_argument("--description", required=True)
     pack.add_argument("--stage", type=Path, action="append", default=[], help="config of an earlier stage")
+    pack.add_argument("--views", type=int, default=1, help="test-time views chosen on validation")
+    views = commands.add_parser("views", help="validation PSNR/SSIM and speed of 1-4 views of a run's best model")
+    views.add_argument("run", type=Path)
     meas = commands.add_parser("measure")
     meas.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     if args.command == "package":
-        package(args.run, args.version, args.description, [stage.resolve() for stage in args.stage])
+        package(args.run, args.version, args.description, [stage.resolve() for stage in args.stage], args.views)
+    elif args.command == "views":
+        compare_views(args.run)
     else:
         measure(args.repeats)
 
