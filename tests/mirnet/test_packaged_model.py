@@ -25,7 +25,7 @@ def test_the_card_states_what_the_model_issue_asks_for(card):
     for field in ("steps", "total_steps", "hours", "batch_size", "crop_size", "loss", "config"):
         assert field in card["training"], field
     for precision in ("fp32", "bf16"):
-        assert set(card["eval15"][precision]) == {"psnr", "ssim"}
+        assert set(card["eval15"][precision]) >= {"psnr", "ssim"}
     assert set(card["seconds_per_600x400"]) >= {"fp32", "bf16", "seed_fp32"}
 
 
