@@ -24,16 +24,9 @@ SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample" / "low" / "2.png"
 
 
 def seconds_per_image(loaded, precision: str, image: np.ndarray, repeats: int) -> float:
-    from mirnet.inference import Enhancer
+    from mirnet.inference import Enhancer, best_seconds
 
-    enhancer = Enhancer(loaded, precision=precision, tile=None)
-    enhancer.enhance(image)  # trace and warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        enhancer.enhance(image)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_seconds(Enhancer(loaded, precision=precision, tile=None), image, repeats)
 
 
 def benchmark_architectures(repeats: int, skip_full: bool) -> None:

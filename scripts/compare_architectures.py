@@ -121,7 +121,7 @@ def report(names: list[str], repeats: int) -> None:
     from mirnet.architectures import ARCHITECTURES, build_model
     from mirnet.flops import count_flops
     from mirnet.imageio import load_rgb_uint8
-    from mirnet.inference import Enhancer
+    from mirnet.inference import Enhancer, best_seconds
     from mirnet.models import LoadedModel
 
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
@@ -132,16 +132,10 @@ def report(names: list[str], repeats: int) -> None:
         multiple = ARCHITECTURES[arch].size_multiple(arguments)
         gflops = count_flops(model, _padded(400, multiple), _padded(600, multiple)) / 1e9
         loaded = LoadedModel(model, {"architecture": arch, "arguments": arguments}, name, "built")
-        timings = {}
-        for precision in ("fp32", "bf16"):
-            enhancer = Enhancer(loaded, precision=precision, tile=None)
-            enhancer.enhance(image)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                enhancer.enhance(image)
-                times.append(time.perf_counter() - start)
-            timings[precision] = min(times)
+        timings = {
+            precision: best_seconds(Enhancer(loaded, precision=precision, tile=None), image, repeats)
+            for precision in ("fp32", "bf16")
+        }
         run = RUNS / name
         best = json.loads((run / "best.json").read_text()) if (run / "best.json").exists() else {}
         state = json.loads((run / "state.json").read_text()) if (run / "state.json").exists() else {}

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -95,16 +94,9 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
 
 
 def _seconds_per_image(loaded, precision: str, image, repeats: int, views: int | None = None) -> float:
-    from mirnet.inference import Enhancer
+    from mirnet.inference import Enhancer, best_seconds
 
-    enhancer = Enhancer(loaded, precision=precision, tile=None, views=views)
-    enhancer.enhance(image)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        enhancer.enhance(image)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_seconds(Enhancer(loaded, precision=precision, tile=None, views=views), image, repeats)
 
 
 def compare_views(run: Path) -> None:
