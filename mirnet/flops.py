@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from mirnet.architectures import ARCHITECTURES, resolve_arguments
+
 
 def count_flops(model: keras.Model, height: int = 400, width: int = 600) -> int:
     """Operations for one ``height`` x ``width`` RGB image (600x400, LOL's size, by default)."""
@@ -23,5 +25,9 @@ def count_flops(model: keras.Model, height: int = 400, width: int = 600) -> int:
     return int(profile.total_float_ops)
 
 
-def count_gflops(model: keras.Model, height: int = 400, width: int = 600) -> float:
-    return count_flops(model, height, width) / 1e9
+def gflops_per_image(
+    model: keras.Model, architecture: str, arguments: dict, height: int = 400, width: int = 600
+) -> float:
+    """GFLOPs for one ``height`` x ``width`` image as inference runs it: padded to the architecture's size multiple."""
+    multiple = ARCHITECTURES[architecture].size_multiple(resolve_arguments(architecture, arguments))
+    return count_flops(model, -(-height // multiple) * multiple, -(-width // multiple) * multiple) / 1e9

@@ -111,15 +111,11 @@ def train(names: list[str]) -> None:
         subprocess.run([sys.executable, "-m", "worker.cli", "train", "--config", str(config)], cwd=REPO, check=True)
 
 
-def _padded(size: int, multiple: int) -> int:
-    return -(-size // multiple) * multiple
-
-
 def report(names: list[str], repeats: int) -> None:
     import numpy as np
 
-    from mirnet.architectures import ARCHITECTURES, build_model
-    from mirnet.flops import count_flops
+    from mirnet.architectures import build_model
+    from mirnet.flops import gflops_per_image
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import Enhancer, best_seconds
     from mirnet.models import LoadedModel
@@ -129,8 +125,7 @@ def report(names: list[str], repeats: int) -> None:
     for name in names:
         arch, arguments = CANDIDATES[name]
         model = build_model(arch, **arguments)
-        multiple = ARCHITECTURES[arch].size_multiple(arguments)
-        gflops = count_flops(model, _padded(400, multiple), _padded(600, multiple)) / 1e9
+        gflops = gflops_per_image(model, arch, arguments)
         loaded = LoadedModel(model, {"architecture": arch, "arguments": arguments}, name, "built")
         timings = {
             precision: best_seconds(Enhancer(loaded, precision=precision, tile=None), image, repeats)

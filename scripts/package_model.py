@@ -33,10 +33,6 @@ SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample" / "low" / "2.png"
 SEED_ARGUMENTS = {"num_rrg": 3, "num_mrb": 2, "channels": 64}
 
 
-def _padded(size: int, multiple: int) -> int:
-    return -(-size // multiple) * multiple
-
-
 def _run_record(run: Path) -> dict:
     config = json.loads((run / "config.json").read_text())
     state = json.loads((run / "state.json").read_text())
@@ -45,15 +41,13 @@ def _run_record(run: Path) -> dict:
 
 
 def package(run: Path, version: str, description: str, stages: list[Path], views: int) -> None:
-    from mirnet.architectures import ARCHITECTURES
-    from mirnet.flops import count_flops
+    from mirnet.flops import gflops_per_image
     from mirnet.models import load_model, save_model
 
     record = _run_record(run)
     config, state, best = record["config"], record["state"], record["best"]
     loaded = load_model(run / "best.keras")
-    multiple = ARCHITECTURES[loaded.architecture].size_multiple(loaded.arguments)
-    flops = count_flops(loaded.model, _padded(400, multiple), _padded(600, multiple))
+    gflops = gflops_per_image(loaded.model, loaded.architecture, loaded.arguments)
     earlier = []
     for stage_config in stages:
         stage = json.loads(stage_config.read_text())
@@ -72,7 +66,7 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
         "description": description,
         "architecture": loaded.architecture,
         "arguments": loaded.arguments,
-        "gflops_per_600x400": round(flops / 1e9, 2),
+        "gflops_per_600x400": round(gflops, 2),
         "training": {
             **best["training"],
             "config": str(train_config.relative_to(REPO)),
