@@ -10,8 +10,8 @@
 
 Usage:
   python scripts/package_model.py views runs/default-v1
-  python scripts/package_model.py package runs/default-v1 --views 2 --version mirnet-lol-v1 --description "..." \
-      [--stage configs/compare/mirnet-f4-2x1x32.json]
+  python scripts/package_model.py package runs/default-v2 --views 3 --version mirnet-lol-v2 --description "..." \
+      --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json
   python scripts/package_model.py measure [--repeats 5]
 """
 
@@ -40,6 +40,41 @@ def _run_record(run: Path) -> dict:
     return {"config": config, "state": state, "best": best}
 
 
+def _stage_figures(card: dict) -> list[dict]:
+    """Steps and hours of every stage behind a packaged model, from its card: its earlier stages, then its own."""
+    training = card["training"]
+    earlier = [{"steps": stage["steps"], "hours": stage["hours"]} for stage in training.get("earlier_stages", [])]
+    own_hours = training["hours_all_stages"] - sum(stage["hours"] for stage in earlier)
+    return [*earlier, {"steps": training["total_steps"], "hours": round(own_hours, 2)}]
+
+
+def earlier_stages(config: dict, stage_configs: list[Path]) -> list[dict]:
+    """The stages before ``config``'s run, in order: the command of each (from ``stage_configs``) and its steps and
+    hours. A stage's figures come from its run folder when that is here, else from the card of the weights the run
+    started from (which recorded them when it was packaged). Each stage must start from the one before it."""
+    stages = [json.loads(path.read_text()) for path in stage_configs]
+    for before, after in zip([*stages, config], [*stages, config][1:], strict=False):
+        expected = str(Path(before["out"]) / "best.keras")
+        if after.get("init_from") != expected:
+            raise SystemExit(f"a stage starts from {after.get('init_from')!r}, not from the stage before ({expected})")
+    from_card = []
+    if stages:
+        init_card = REPO / Path(config["init_from"]).with_suffix(".json")
+        from_card = _stage_figures(json.loads(init_card.read_text()))
+        if len(from_card) != len(stages):
+            raise SystemExit(f"{init_card} records {len(from_card)} stages, --stage gave {len(stages)}")
+    records = []
+    for index, (path, stage) in enumerate(zip(stage_configs, stages, strict=True)):
+        state_file = REPO / stage["out"] / "state.json"
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+            figures = {"steps": state["step"], "hours": round(state["seconds"] / 3600, 2)}
+        else:
+            figures = from_card[index]
+        records.append({"command": f"lowlight train --config {path.relative_to(REPO)}", **figures})
+    return records
+
+
 def package(run: Path, version: str, description: str, stages: list[Path], views: int) -> None:
     from mirnet.flops import gflops_per_image
     from mirnet.models import load_model, save_model
@@ -48,19 +83,9 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
     config, state, best = record["config"], record["state"], record["best"]
     loaded = load_model(run / "best.keras")
     gflops = gflops_per_image(loaded.model, loaded.architecture, loaded.arguments)
-    earlier = []
-    for stage_config in stages:
-        stage = json.loads(stage_config.read_text())
-        stage_run = _run_record(REPO / stage["out"])
-        earlier.append(
-            {
-                "command": f"lowlight train --config {stage_config.relative_to(REPO)}",
-                "steps": stage_run["state"]["step"],
-                "hours": round(stage_run["state"]["seconds"] / 3600, 2),
-            }
-        )
+    earlier = earlier_stages(config, stages)
     hours_before = sum(stage["hours"] for stage in earlier)
-    train_config = WEIGHTS / "default.train.json"
+    train_config = _committed_config(config)
     card = {
         "version": version,
         "description": description,
@@ -69,8 +94,8 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
         "gflops_per_600x400": round(gflops, 2),
         "training": {
             **best["training"],
-            "config": str(train_config.relative_to(REPO)),
-            "command": f"lowlight train --config {train_config.relative_to(REPO)}",
+            "config": train_config,
+            "command": f"lowlight train --config {train_config}",
             "earlier_stages": earlier,
             "total_steps": state["step"],
             "hours": round(best["training"]["seconds"] / 3600, 2),
@@ -85,6 +110,14 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
     save_model(loaded.model, WEIGHTS / "default.keras", card)
     shutil.copyfile(run / "log.csv", RESULTS / "default-training-log.csv")
     print(json.dumps(json.loads((WEIGHTS / "default.json").read_text()), indent=2))
+
+
+def _committed_config(config: dict) -> str:
+    """The committed file under configs/ that holds exactly this run's configuration."""
+    for path in sorted((REPO / "configs").rglob("*.json")):
+        if json.loads(path.read_text()) == config:
+            return str(path.relative_to(REPO))
+    raise SystemExit(f"no file under configs/ holds the configuration of the run {config['out']}; commit it first")
 
 
 def _seconds_per_image(loaded, precision: str, image, repeats: int, views: int | None = None) -> float:

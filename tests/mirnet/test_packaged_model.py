@@ -40,6 +40,14 @@ def test_the_committed_training_config_builds_the_packaged_architecture(card):
         assert "eval15" not in earlier["data"]
 
 
+def test_each_training_stage_starts_from_the_best_weights_of_the_stage_before(card):
+    commands = [stage["command"] for stage in card["training"]["earlier_stages"]] + [card["training"]["command"]]
+    configs = [json.loads((REPO / command.split("--config ")[1]).read_text()) for command in commands]
+    assert "init_from" not in configs[0] or configs[0]["init_from"] is None
+    for before, after in zip(configs, configs[1:], strict=False):
+        assert after["init_from"] == f"{before['out']}/best.keras"
+
+
 def test_the_gflops_in_the_card_are_counted_from_the_graph(card):
     from mirnet.flops import count_flops, gflops_per_image
     from mirnet.models import load_model
