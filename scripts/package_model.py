@@ -6,13 +6,15 @@
   and write its card from the run's own records (configuration, steps, hours, validation scores) plus GFLOPs;
 - ``measure``: run once, when the model is chosen. eval15 in fp32 and bf16 (the same code as ``lowlight eval``,
   per-image JSON in ``docs/results/``), and seconds per 600x400 image in fp32 and bf16 of the packaged model and
-  of the seed's network, measured in this one process; all of it goes into the card.
+  of the seed's network, measured in this one process; all of it goes into the card;
+- ``table``: the per-image eval15 table that README and docs/MODEL.md show, from that JSON.
 
 Usage:
   python scripts/package_model.py views runs/default-v1
   python scripts/package_model.py package runs/default-v2 --views 3 --version mirnet-lol-v2 --description "..." \
       --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json
   python scripts/package_model.py measure [--repeats 5]
+  python scripts/package_model.py table [--gt-mean]
 """
 
 from __future__ import annotations
@@ -190,6 +192,20 @@ def measure(repeats: int) -> None:
     card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
 
 
+def eval15_table(gt_mean: bool) -> str:
+    """The per-image eval15 table of the packaged model as Markdown, from what ``measure`` wrote."""
+    document = json.loads((RESULTS / "eval15-default.json").read_text())
+    header = "| image | PSNR (dB) | SSIM |" + (" GT-mean PSNR (diagnostic) |" if gt_mean else "")
+    lines = [header, "|---|---|---|" + ("---|" if gt_mean else "")]
+    for image in document["images"]:
+        extra = f" {image['gt_mean_psnr']:.2f} |" if gt_mean else ""
+        lines.append(f"| {image['name']} | {image['psnr']:.2f} | {image['ssim']:.4f} |{extra}")
+    mean = document["mean"]
+    extra = f" {mean['gt_mean_psnr']:.2f} |" if gt_mean else ""
+    lines.append(f"| **mean** | **{mean['psnr']:.2f}** | **{mean['ssim']:.4f}** |{extra}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -203,11 +219,15 @@ def main() -> None:
     views.add_argument("run", type=Path)
     meas = commands.add_parser("measure")
     meas.add_argument("--repeats", type=int, default=5)
+    table = commands.add_parser("table", help="the per-image eval15 table (Markdown) for README and docs/MODEL.md")
+    table.add_argument("--gt-mean", action="store_true", help="add the GT-mean diagnostic column")
     args = parser.parse_args()
     if args.command == "package":
         package(args.run, args.version, args.description, [stage.resolve() for stage in args.stage], args.views)
     elif args.command == "views":
         compare_views(args.run)
+    elif args.command == "table":
+        print(eval15_table(args.gt_mean))
     else:
         measure(args.repeats)
 
