@@ -110,7 +110,7 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
         "inference": {"views": views},
     }
     save_model(loaded.model, WEIGHTS / "default.keras", card)
-    shutil.copyfile(run / "log.csv", RESULTS / "default-training-log.csv")
+    shutil.copyfile(run / "log.csv", RESULTS / f"{version}-training-log.csv")
     print(json.dumps(json.loads((WEIGHTS / "default.json").read_text()), indent=2))
 
 

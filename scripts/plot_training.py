@@ -1,6 +1,12 @@
 """Validation PSNR against training hours for several runs, as a standalone SVG (no plotting library needed).
 
 Usage: python scripts/plot_training.py runs/compare/* runs/default-v1 --out docs/img/validation-psnr.svg
+       python scripts/plot_training.py docs/results/mirnet-lol-v1-training-log.csv runs/default-v2 \
+           --after docs/results/mirnet-lol-v1-training-log.csv=0.17 \
+           --after runs/default-v2=docs/results/mirnet-lol-v1-training-log.csv --out docs/img/default-model-stages.svg
+
+A curve is a run folder (its log.csv) or a log CSV file. ``--after RUN=EARLIER`` draws RUN from where EARLIER ended
+(EARLIER is another curve, drawn after its own EARLIER if it has one, or a number of hours).
 """
 
 from __future__ import annotations
@@ -14,8 +20,27 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 760, 420, 60, 220, 20, 50
 
 
+def read_log(run: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((run if run.suffix == ".csv" else run / "log.csv").open()))
+
+
+def curve_name(run: Path) -> str:
+    return run.stem if run.suffix == ".csv" else run.name
+
+
+def start_hours(run: str, after: dict[str, str]) -> float:
+    """Hours at which ``run`` starts: 0, or where the curve (or number of hours) it continues ends."""
+    if run not in after:
+        return 0.0
+    earlier = after[run]
+    try:
+        return float(earlier)
+    except ValueError:
+        return start_hours(earlier, after) + float(read_log(Path(earlier))[-1]["seconds"]) / 3600
+
+
 def read_curve(run: Path, offset_hours: float = 0.0) -> list[tuple[float, float]]:
-    rows = list(csv.DictReader((run / "log.csv").open()))
+    rows = read_log(run)
     return [
         (offset_hours + float(row["seconds"]) / 3600, float(row["val_psnr"])) for row in rows if row.get("val_psnr")
     ]
@@ -68,21 +93,26 @@ def svg(curves: dict[str, list[tuple[float, float]]], title: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with log.csv)")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with log.csv) or log CSV files")
     parser.add_argument("--after", action="append", default=[], metavar="RUN=EARLIER",
-                        help="draw RUN after the hours of EARLIER (a run that started from EARLIER's weights)")
+                        help="draw RUN after EARLIER (a curve whose weights RUN started from, or hours)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default="Validation PSNR (48 pairs of our485) during training")
     args = parser.parse_args()
-    offsets = {}
-    for item in args.after:
-        run, earlier = item.split("=", 1)
-        rows = list(csv.DictReader((Path(earlier) / "log.csv").open()))
-        offsets[Path(run).name] = float(rows[-1]["seconds"]) / 3600
-    curves = {run.name: read_curve(run, offsets.get(run.name, 0.0)) for run in args.runs}
+    after = {str(Path(run)): earlier for run, earlier in (item.split("=", 1) for item in args.after)}
+    after = {run: earlier if _is_number(earlier) else str(Path(earlier)) for run, earlier in after.items()}
+    curves = {curve_name(run): read_curve(run, start_hours(str(run), after)) for run in args.runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(svg({name: curve for name, curve in curves.items() if curve}, args.title))
     print(f"wrote {args.out}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
