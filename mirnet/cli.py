@@ -31,6 +31,13 @@ def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> Non
         default=None,
         help="mirrored copies averaged per image (default: as the model card says)",
     )
+    parser.add_argument(
+        "--context",
+        type=int,
+        default=1024,
+        help="tiles share the global averages of the whole image downscaled to this longer side; 0: each tile "
+        "averages alone (default 1024)",
+    )
     # On CPUs batching tiles does not pay (scripts/bench_batching.py); GPUs may want more.
     parser.add_argument("--batch-size", type=int, default=1, help="tiles run through the network together")
 
@@ -100,7 +107,12 @@ def _enhancer(args: argparse.Namespace):
 
     loaded = load_model(args.model)
     return Enhancer(
-        loaded, precision=args.precision, tile=args.tile or None, batch_size=args.batch_size, views=args.views
+        loaded,
+        precision=args.precision,
+        tile=args.tile or None,
+        batch_size=args.batch_size,
+        views=args.views,
+        context=args.context or None,
     )
 
 

@@ -3,6 +3,11 @@
 Images are float32 H x W x 3 in [0, 1]. Each is reflect-padded to the size the network needs, cut into
 overlapping windows (or kept whole when it fits one tile), windows of the same shape from any of the images
 run through the network together, and the blended result is cropped back and clamped to [0, 1].
+
+A network that averages over its whole input (the full MIRNet's attention and fusion) makes each tile judge its
+exposure alone. So a tiled image first runs whole, downscaled to at most ``context`` pixels on its longer side,
+with its global averages recorded (``mirnet.global_statistics``); its tiles then run with those averages in place
+of their own, and agree with each other and with the whole-image result.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from mirnet.architectures import ARCHITECTURES, build_model, resolve_arguments
+from mirnet.global_statistics import recording, replaying
 from mirnet.models import LoadedModel
 from mirnet.tiling import Window, plan_windows
 
@@ -24,6 +30,8 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 DEFAULT_MARGIN = 64
 # Test-time self-ensemble: the axes (of N x H x W x C) each view mirrors before the network and back after it.
 VIEW_FLIPS: dict[int, list[list[int]]] = {1: [[]], 2: [[], [2]], 3: [[], [2], [1]], 4: [[], [2], [1], [1, 2]]}
+# Longest side of the whole-image pass whose global averages the tiles of a large image share (see above).
+DEFAULT_CONTEXT = 1024
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -44,6 +52,8 @@ class _Canvas:
     width: int
     padded: np.ndarray
     windows: list[Window]
+    # Per view, the network's global averages over the whole image (each 1 x 1 x 1 x C), when its tiles share them.
+    statistics: list[list[np.ndarray]] | None = None
     total: np.ndarray = field(init=False)
     weight: np.ndarray = field(init=False)
 
@@ -74,9 +84,12 @@ class Enhancer:
         margin: int | None = None,
         blend: int = 16,
         views: int | None = None,
+        context: int | None = DEFAULT_CONTEXT,
     ) -> None:
         """``views``: how many mirrored copies of each window run and are averaged (1 = plain, 2 adds the
         left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with.
+        ``context``: the tiles of an image share the global averages of one whole-image pass at most this many
+        pixels on its longer side (downscaled if the image is larger); ``None``: each tile uses its own.
         """
         if views is None:
             views = int(loaded.card.get("inference", {}).get("views", 1))
@@ -106,18 +119,35 @@ class Enhancer:
             model = build_model(loaded.architecture, policy=PRECISIONS["bf16"], **arguments)
             model.set_weights(loaded.model.get_weights())
         self.model = model
+        if context is not None and context < self.multiple:
+            raise ValueError(f"context must be at least {self.multiple} pixels")
+        self.context = context
         self.views = views
         flips = VIEW_FLIPS[views]
 
-        def predict(batch: tf.Tensor) -> tf.Tensor:
+        def predict(batch: tf.Tensor, statistics: list[list[tf.Tensor]] | None = None) -> tf.Tensor:
             total = None
-            for axes in flips:
-                output = model(tf.reverse(batch, axes) if axes else batch, training=False)
+            for view, axes in enumerate(flips):
+                inputs = tf.reverse(batch, axes) if axes else batch
+                if statistics is None:
+                    output = model(inputs, training=False)
+                else:
+                    with replaying(statistics[view]):
+                        output = model(inputs, training=False)
                 output = tf.reverse(output, axes) if axes else output
                 total = output if total is None else total + output
             return total / len(flips)
 
+        def record(image: tf.Tensor) -> list[list[tf.Tensor]]:
+            statistics = []
+            for axes in flips:
+                with recording() as values:
+                    model(tf.reverse(image, axes) if axes else image, training=False)
+                statistics.append(values)
+            return statistics
+
         self._predict = tf.function(predict, reduce_retracing=True, autograph=False)
+        self._record = tf.function(record, reduce_retracing=True, autograph=False)
         self.batch_sizes: list[int] = []
 
     def _canvas(self, image: np.ndarray) -> _Canvas:
@@ -131,6 +161,17 @@ class Enhancer:
             windows = plan_windows(height, width, self.tile, self.margin, self.blend)
         return _Canvas(image.shape[0], image.shape[1], padded, windows)
 
+    def _whole_image_statistics(self, canvas: _Canvas) -> list[list[np.ndarray]] | None:
+        """The global averages of the (downscaled) whole image, per view; None if the network takes none."""
+        image = canvas.padded[: canvas.height, : canvas.width]
+        scale = self.context / max(canvas.height, canvas.width)
+        if scale < 1:
+            size = (max(round(canvas.height * scale), 1), max(round(canvas.width * scale), 1))
+            image = tf.image.resize(image, size, method="area", antialias=True).numpy()
+        padded = pad_to_multiple(image, self.multiple)
+        statistics = [[value.numpy() for value in view] for view in self._record(tf.constant(padded[None]))]
+        return statistics if statistics[0] else None
+
     def count_tiles(self, images: Sequence[np.ndarray]) -> int:
         return sum(len(self._canvas(image).windows) for image in images)
 
@@ -143,15 +184,20 @@ class Enhancer:
         that ran are appended to ``self.batch_sizes``.
         """
         canvases = [self._canvas(image) for image in images]
-        by_shape: dict[tuple[int, int], list[tuple[_Canvas, Window]]] = defaultdict(list)
+        by_shape: dict[tuple[int, int, bool], list[tuple[_Canvas, Window]]] = defaultdict(list)
         for canvas in canvases:
+            if self.context is not None and len(canvas.windows) > 1:
+                canvas.statistics = self._whole_image_statistics(canvas)
             for window in canvas.windows:
-                by_shape[(window.height, window.width)].append((canvas, window))
+                by_shape[(window.height, window.width, canvas.statistics is not None)].append((canvas, window))
         for pending in by_shape.values():
             for start in range(0, len(pending), self.batch_size):
                 chunk = pending[start : start + self.batch_size]
-                batch = np.stack([_crop(canvas.padded, window) for canvas, window in chunk])
-                outputs = self._predict(tf.constant(batch)).numpy()
+                batch = tf.constant(np.stack([_crop(canvas.padded, window) for canvas, window in chunk]))
+                if chunk[0][0].statistics is None:
+                    outputs = self._predict(batch).numpy()
+                else:
+                    outputs = self._predict(batch, _stack_statistics([canvas for canvas, _ in chunk])).numpy()
                 for (canvas, window), output in zip(chunk, outputs, strict=True):
                     canvas.add(window, output)
                 self.batch_sizes.append(len(chunk))
@@ -161,6 +207,12 @@ class Enhancer:
 
     def enhance(self, image: np.ndarray) -> np.ndarray:
         return self.enhance_many([image])[0]
+
+
+def _stack_statistics(canvases: list[_Canvas]) -> list[list[tf.Tensor]]:
+    """Each window's image's averages, stacked along the batch: per view, per averaging layer, N x 1 x 1 x C."""
+    views = zip(*(canvas.statistics for canvas in canvases), strict=True)
+    return [[tf.constant(np.concatenate(layer)) for layer in zip(*view, strict=True)] for view in views]
 
 
 def _crop(image: np.ndarray, window: Window) -> np.ndarray:

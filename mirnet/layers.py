@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from mirnet.global_statistics import spatial_mean
+
 PACKAGE = "mirnet"
 
 
@@ -75,7 +77,7 @@ class ChannelAttention(layers.Layer):
         self.excite = layers.Conv2D(channels, 1, activation="sigmoid", name="excite")
 
     def call(self, inputs):
-        descriptor = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        descriptor = spatial_mean(inputs)
         return inputs * self.excite(self.squeeze(descriptor))
 
     def get_config(self):
@@ -168,7 +170,7 @@ class SelectiveKernelFusion(layers.Layer):
     def call(self, inputs):
         if len(inputs) != self.streams:
             raise ValueError(f"expected {self.streams} streams, got {len(inputs)}")
-        summary = self.squeeze(ops.mean(sum(inputs[1:], inputs[0]), axis=(1, 2), keepdims=True))
+        summary = self.squeeze(spatial_mean(sum(inputs[1:], inputs[0])))
         logits = ops.stack([select(summary) for select in self.select], axis=0)
         weights = ops.softmax(logits, axis=0)
         return sum(weights[i] * stream for i, stream in enumerate(inputs))

@@ -125,3 +125,46 @@ def test_views_default_to_the_model_card(lite):
     assert Enhancer(LoadedModel(lite.model, card, lite.version, lite.source), tile=None).views == 2
     with pytest.raises(ValueError, match="views"):
         Enhancer(lite, tile=None, views=5)
+
+
+def test_tiles_of_the_packaged_model_share_the_whole_image_statistics(lol_sample):
+    """The packaged network averages over its whole input; tiles that each average alone disagree in exposure."""
+    from mirnet.imageio import load_rgb_uint8
+
+    packaged = load_model()
+    image = load_rgb_uint8(str(lol_sample / "low" / "6.png")).astype(np.float32) / 255
+    whole = to_uint8(Enhancer(packaged, tile=None, views=1).enhance(image))
+    shared = Enhancer(packaged, tile=256, views=1)  # 600x400 fits the default context: exact averages
+    alone = to_uint8(Enhancer(packaged, tile=256, views=1, context=None).enhance(image))
+    assert psnr(to_uint8(shared.enhance(image)), whole) > 45
+    assert len(shared.batch_sizes) > 1 and psnr(alone, whole) < 35
+
+
+def test_whole_and_tiled_images_of_one_window_shape_batch_apart(full, rng):
+    """A 128x128 image runs whole with its own averages; the 128x128 tiles of a larger one use shared ones."""
+    images = [rng.random((128, 128, 3), dtype=np.float32), rng.random((200, 240, 3), dtype=np.float32)]
+    enhancer = Enhancer(full, tile=128, margin=16, batch_size=8)
+    together = enhancer.enhance_many(images)
+    alone = [Enhancer(full, tile=128, margin=16, batch_size=1).enhance(image) for image in images]
+    for a, b in zip(together, alone, strict=True):
+        assert np.abs(a - b).max() < 1e-5
+    assert np.abs(together[0] - Enhancer(full, tile=None).enhance(images[0])).max() < 1e-5
+
+
+def test_a_larger_image_shares_the_averages_of_a_downscaled_pass(full, rng):
+    import tensorflow as tf
+
+    from mirnet.global_statistics import recording
+
+    image = rng.random((200, 240, 3), dtype=np.float32)
+    enhancer = Enhancer(full, tile=128, margin=16, context=64)
+    statistics = enhancer._whole_image_statistics(enhancer._canvas(image))
+    downscaled = tf.image.resize(image, (53, 64), method="area", antialias=True).numpy()  # longer side 64
+    with recording() as expected:
+        full.model(pad_to_multiple(downscaled, enhancer.multiple)[None], training=False)
+    assert statistics is not None and len(statistics) == 1 and len(statistics[0]) == len(expected) > 0
+    for got, want in zip(statistics[0], expected, strict=True):
+        assert np.allclose(got, want.numpy(), atol=1e-5)
+    assert enhancer.enhance(image).shape == image.shape
+    with pytest.raises(ValueError, match="context"):
+        Enhancer(full, context=2)
