@@ -134,7 +134,13 @@ def register_initial(session: Session, storage: ObjectStorage, model_path: str |
 
 
 def _activate(session: Session, row: ModelVersion, reason: str) -> ModelVersion:
+    """Retire the active version and activate ``row`` in one transaction.
+
+    The active row is locked first (FOR UPDATE; SQLite serialises writers anyway), so a concurrent switch waits
+    for this one and then retires whatever this one made active: the later switch wins, and the one-active
+    index is never violated."""
     now = utcnow()
+    session.execute(select(ModelVersion.id).where(ModelVersion.state == ACTIVE).with_for_update())
     session.execute(
         update(ModelVersion).where(ModelVersion.state == ACTIVE, ModelVersion.id != row.id).values(state=RETIRED),
         execution_options={"synchronize_session": False},
