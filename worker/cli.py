@@ -6,6 +6,7 @@
     lowlight pairs list
     lowlight retrain --now [--steps N]        one retraining through the Celery task, in this process
     lowlight models list | promote VERSION | rollback VERSION
+    lowlight models register FILE [--promote]   add a model file (its card beside it) as a candidate
 
 Configuration comes from the environment (DATABASE_URL, STORAGE_BACKEND, ...), as for the web app and worker.
 """
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.add_parser("list", help="versions with their holdout scores and state")
     for name, text in (("promote", "make a candidate active"), ("rollback", "make an earlier version active")):
         model_commands.add_parser(name, help=text).add_argument("version")
+    register = model_commands.add_parser("register", help="add a .keras file and its card as a candidate")
+    register.add_argument("file", help="e.g. mirnet/weights/default.keras after an upgrade")
+    register.add_argument("--promote", action="store_true", help="make it the active version at once")
     return parser
 
 
@@ -86,9 +90,13 @@ def run_retrain(args: argparse.Namespace) -> int:
 def run_models(args: argparse.Namespace) -> int:
     from web.registry import services as registry
 
-    _, sessions, _ = _platform()
+    _, sessions, storage = _platform()
     with sessions() as session:
-        if args.models_command == "promote":
+        if args.models_command == "register":
+            row = registry.register_file(session, storage, args.file)
+            if args.promote and row.state == registry.CANDIDATE:
+                row = registry.promote(session, row.version, reason=f"registered from {args.file} and promoted")
+        elif args.models_command == "promote":
             row = registry.promote(session, args.version)
         elif args.models_command == "rollback":
             row = registry.rollback(session, args.version)

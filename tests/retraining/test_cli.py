@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.platform import write_tiny_model
 from tests.retraining.conftest import lol_folder
+from web.db import make_session_factory
+from web.registry import services as registry
+from web.settings import Settings
+from web.storage import LocalStorage
 from worker import runtime
 from worker.cli import main
 
@@ -49,3 +54,57 @@ def test_import_retrain_now_list_and_roll_back(
     assert "tiny-4 is now active" in capsys.readouterr().out
     assert main(["models", "promote", "tiny-4"]) == 2
     assert "only a candidate can be promoted" in capsys.readouterr().err
+
+
+def test_register_adds_a_newer_model_file_to_an_existing_registry(
+    tmp_path: Path, sqlite_url: str, tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    for name, value in {
+        "DATABASE_URL": sqlite_url,
+        "BROKER_URL": "memory://",
+        "LOCAL_STORAGE_DIR": str(tmp_path / "objects"),
+        "MODEL": str(tiny_model_file),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(runtime, "_context", None)
+    with make_session_factory(Settings.from_env())() as session:  # what a worker does when it starts
+        assert registry.register_initial(session, LocalStorage(str(tmp_path / "objects")), tiny_model_file)
+
+    # An upgrade ships newer packaged weights: the registry, first filled from the old ones, takes them in.
+    newer = write_tiny_model(tmp_path / "newer.keras", channels=6)
+    assert main(["models", "register", str(newer)]) == 0
+    assert "tiny-6 is now candidate" in capsys.readouterr().out
+    assert main(["models", "promote", "tiny-6"]) == 0
+    assert "tiny-6 is now active" in capsys.readouterr().out
+    newest = write_tiny_model(tmp_path / "newest.keras", channels=5)
+    assert main(["models", "register", str(newest), "--promote"]) == 0
+    assert "tiny-5 is now active" in capsys.readouterr().out
+
+    assert main(["models", "register", str(newer)]) == 2
+    assert "tiny-6 is already registered with these weights" in capsys.readouterr().err
+    renamed = tmp_path / "renamed.keras"
+    renamed.write_bytes(tiny_model_file.read_bytes())
+    renamed.with_suffix(".json").write_text(newer.with_suffix(".json").read_text())
+    assert main(["models", "register", str(renamed)]) == 2
+    assert "tiny-4 is already registered with these weights" in capsys.readouterr().err
+    named_twice = tmp_path / "named-twice.keras"
+    write_tiny_model(named_twice, channels=7)
+    named_twice.with_suffix(".json").write_text(newer.with_suffix(".json").read_text())
+    assert main(["models", "register", str(named_twice)]) == 2
+    assert "another model is already registered as tiny-6" in capsys.readouterr().err
+    assert main(["models", "register", str(tmp_path / "missing.keras")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+
+    assert main(["models", "list"]) == 0
+    listing = [line.split()[:2] for line in capsys.readouterr().out.splitlines()]
+    assert listing == [["tiny-4", "retired"], ["tiny-6", "retired"], ["tiny-5", "active"]]
+
+
+def test_register_into_an_empty_registry_makes_the_file_the_active_version(
+    tmp_path: Path, sqlite_url: str, tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("LOCAL_STORAGE_DIR", str(tmp_path / "objects"))
+    monkeypatch.setattr(runtime, "_context", None)
+    assert main(["models", "register", str(tiny_model_file), "--promote"]) == 0
+    assert "tiny-4 is now active" in capsys.readouterr().out

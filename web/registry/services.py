@@ -112,6 +112,14 @@ def register_version(
     return row
 
 
+def _read_model_file(path: Path) -> tuple[bytes, dict[str, Any], str]:
+    """A model file's weights, its card (the ``.json`` beside it) and the name it goes by: the card's version,
+    else the file's stem and hash (what jobs recorded before the registry existed)."""
+    card = json.loads(path.with_suffix(".json").read_text())
+    weights = path.read_bytes()
+    return weights, card, card.get("version") or f"{path.stem}-{hashlib.sha256(weights).hexdigest()[:12]}"
+
+
 def register_initial(session: Session, storage: ObjectStorage, model_path: str | Path) -> ModelVersion | None:
     """Register the configured model (the packaged default unless MODEL says otherwise) as the first, active
     version when the registry is empty. Idempotent; safe when several processes start at once."""
@@ -119,11 +127,8 @@ def register_initial(session: Session, storage: ObjectStorage, model_path: str |
         session.commit()
         return None
     path = Path(model_path)
-    card = json.loads(path.with_suffix(".json").read_text())
-    weights = path.read_bytes()
+    weights, card, name = _read_model_file(path)
     lineage = {"source": "packaged" if path.parent.name == "weights" else "configured", "file": path.name}
-    # The name the model already goes by (what jobs recorded before the registry existed).
-    name = card.get("version") or f"{path.stem}-{hashlib.sha256(weights).hexdigest()[:12]}"
     try:
         return register_version(
             session, storage, weights, card, state=ACTIVE, lineage=lineage, reason="the first version", name=name
@@ -131,6 +136,28 @@ def register_initial(session: Session, storage: ObjectStorage, model_path: str |
     except IntegrityError:  # another process registered it first
         session.rollback()
         return None
+
+
+def register_file(session: Session, storage: ObjectStorage, model_path: str | Path) -> ModelVersion:
+    """Register a model file and its card as a candidate, for an operator to promote: how a deployment whose
+    registry already exists takes a newer packaged model (or one trained elsewhere). Into a registry with no
+    active version it goes as the active one, since workers would otherwise have nothing to load."""
+    path = Path(model_path)
+    weights, card, name = _read_model_file(path)
+    digest = hashlib.sha256(weights).hexdigest()
+    same_weights = session.scalars(select(ModelVersion).where(ModelVersion.sha256 == digest)).first()
+    if same_weights is not None:
+        raise InvalidVersionState(f"{same_weights.version} is already registered with these weights")
+    if session.scalar(select(ModelVersion.id).where(ModelVersion.version == name)) is not None:
+        raise InvalidVersionState(f"another model is already registered as {name}")
+    lineage = {"source": "file", "file": path.name}
+    state = CANDIDATE if active_version(session) is not None else ACTIVE
+    reason = f"registered from {path.name}" + ("" if state == CANDIDATE else " as the first version")
+    try:
+        return register_version(session, storage, weights, card, state=state, lineage=lineage, reason=reason, name=name)
+    except IntegrityError as exc:  # the same name registered concurrently
+        session.rollback()
+        raise InvalidVersionState(f"{name} is already registered") from exc
 
 
 def _activate(session: Session, row: ModelVersion, reason: str) -> ModelVersion:
