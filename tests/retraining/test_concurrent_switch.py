@@ -6,29 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.fixtures.platform import migrate
-from tests.fixtures.services import postgres_database
-from web.db import make_engine
 from web.registry import services as registry
 from web.storage import LocalStorage
 
 CARD = {"architecture": "mirnet-lite", "arguments": {}}
-
-
-@pytest.fixture
-def sessions() -> Iterator[sessionmaker[Session]]:
-    with postgres_database("switch") as url:
-        migrate(url)
-        engine = make_engine(url)
-        yield sessionmaker(engine, expire_on_commit=False)
-        engine.dispose()
 
 
 def _in_thread(action: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
@@ -58,7 +45,10 @@ def _wait_until_a_backend_waits_for_a_lock(sessions: sessionmaker[Session], time
     raise AssertionError("the second switch never waited for the first")
 
 
-def test_a_promote_during_another_switch_waits_for_it_and_wins(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+def test_a_promote_during_another_switch_waits_for_it_and_wins(
+    postgres_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    sessions = postgres_sessions
     storage = LocalStorage(str(tmp_path / "objects"))
     with sessions() as session:
         first = registry.register_version(session, storage, b"v1", CARD, state=registry.ACTIVE).version

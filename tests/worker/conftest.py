@@ -14,7 +14,6 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fixtures.platform import migrate
-from tests.fixtures.services import postgres_database
 from web.db import make_engine
 from web.models import Job
 from web.settings import Settings
@@ -28,16 +27,6 @@ def png_bytes(width: int = 48, height: int = 32, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def postgres_sessions() -> Iterator[sessionmaker[Session]]:
-    """Sessions on a fresh, migrated PostgreSQL database of this module's own."""
-    with postgres_database("platform") as url:
-        migrate(url)
-        engine = make_engine(url)
-        yield sessionmaker(engine, expire_on_commit=False)
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
