@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         train.add_argument(f"--{name}", type=kind)
     train.add_argument("--init-from", help="start from the weights of this .keras file")
+    train.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="compute in bf16 with fp32 weights (faster on CPUs with AMX); validation and saved models are fp32",
+    )
 
     info = commands.add_parser("info", help="describe a model")
     info.add_argument("--model", default=None)
@@ -197,6 +202,7 @@ def run_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "val_limit": args.val_limit,
         "init_from": args.init_from,
+        "precision": args.precision,
     }
     values.update({key: value for key, value in overrides.items() if value is not None})
     if args.arg:

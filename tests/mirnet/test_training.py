@@ -172,3 +172,41 @@ def test_training_resumes_after_sigkill_and_keeps_the_best_on_validation(tmp_pat
     assert card["training"]["steps"] == int(best["step"])
     assert card["validation"]["psnr"] == pytest.approx(float(best["val_psnr"]), abs=1e-3)
     assert card["training"]["validation_pairs"] == 1 and card["training"]["train_pairs"] == 3
+
+
+def test_bf16_training_validates_and_saves_float32_models_and_resumes(tmp_path, lol_sample):
+    """Mixed bf16 is a way of computing the steps; what is validated, kept and shipped is a float32 model."""
+    import keras
+
+    from mirnet.architectures import dtype_policy
+    from mirnet.models import load_model
+    from mirnet.training import TrainConfig, Trainer
+
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("9.png\n")
+    common = dict(data=str(lol_sample), out=str(tmp_path / "run"), arch="mirnet",
+                  arguments={"fold": 4, "num_rrg": 1, "num_mrb": 1, "channels": 4}, val_list=str(val_list),
+                  val_every=2, checkpoint_every=2, batch_size=2, crop_size=32, precision="bf16")
+    Trainer(TrainConfig(**common, steps=2), log=lambda _: None).run()
+    with dtype_policy("mixed_bfloat16"):
+        checkpoint = keras.models.load_model(tmp_path / "run" / "checkpoint.keras", compile=False)
+    policies = {layer.name: layer.dtype_policy.name for layer in checkpoint.layers if layer.weights}
+    assert policies["group_1"] == "mixed_bfloat16" and policies["tail"] == "float32"  # the tail is fp32 by design
+
+    best = load_model(tmp_path / "run" / "best.keras")
+    assert {layer.dtype_policy.name for layer in best.model.layers if layer.weights} == {"float32"}
+    assert best.card["training"]["precision"] == "bf16"
+    # The saved float32 weights are the training weights, not a copy taken before the steps.
+    assert all(np.array_equal(a, b) for a, b in zip(best.model.get_weights(), checkpoint.get_weights(), strict=True))
+
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config["steps"] = 4
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    messages: list[str] = []
+    result = Trainer(TrainConfig(**{**common, "steps": 4}), log=messages.append).run()
+    assert result.steps == 4 and any("resuming" in m and "at step 2" in m for m in messages)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [int(row["step"]) for row in rows] == [2, 4]
+
+    with pytest.raises(ValueError, match="precision"):
+        Trainer(TrainConfig(data=str(lol_sample), out=str(tmp_path / "other"), precision="fp16"))
