@@ -84,9 +84,10 @@ def register_version(
     scores: tuple[float, float, int] | None = None,
     reason: str | None = None,
     name: str | None = None,
+    sha256: str | None = None,
 ) -> ModelVersion:
     """Store the weights and card under a new version name (``v<N>`` unless given), then record the row
-    (objects first: a row never points at nothing)."""
+    (objects first: a row never points at nothing). ``sha256`` spares hashing weights the caller has hashed."""
     name = name or _next_name(session)
     card = {**card, "version": name}
     key = model_key(name)
@@ -100,7 +101,7 @@ def register_version(
         training_run_id=run_id,
         lineage=lineage or {},
         storage_key=key,
-        sha256=hashlib.sha256(weights).hexdigest(),
+        sha256=sha256 or hashlib.sha256(weights).hexdigest(),
         state=state,
         reason=reason,
         activated_at=utcnow() if state == ACTIVE else None,
@@ -154,7 +155,9 @@ def register_file(session: Session, storage: ObjectStorage, model_path: str | Pa
     state = CANDIDATE if active_version(session) is not None else ACTIVE
     reason = f"registered from {path.name}" + ("" if state == CANDIDATE else " as the first version")
     try:
-        return register_version(session, storage, weights, card, state=state, lineage=lineage, reason=reason, name=name)
+        return register_version(
+            session, storage, weights, card, state=state, lineage=lineage, reason=reason, name=name, sha256=digest
+        )
     except IntegrityError as exc:  # the same name registered concurrently
         session.rollback()
         raise InvalidVersionState(f"{name} is already registered") from exc
