@@ -11,8 +11,8 @@
 
 Usage:
   python scripts/package_model.py views runs/default-v1
-  python scripts/package_model.py package runs/default-v2 --views 3 --version mirnet-lol-v2 --description "..." \
-      --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json
+  python scripts/package_model.py package runs/default-v3 --views 3 --version mirnet-lol-v3 --description "..." \
+      --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json --stage configs/default-v2.json
   python scripts/package_model.py measure [--repeats 5]
   python scripts/package_model.py table [--gt-mean]
 """
