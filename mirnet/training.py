@@ -117,6 +117,7 @@ class Trainer:
         self.log = log
         self.on_log_row = on_log_row
         self.out = Path(config.out)
+        self._twin: keras.Model | None = None  # the float32 copy a bf16 run validates and saves
         self.arguments = resolve_arguments(config.arch, config.arguments)
         pairs = list_pairs(config.data)
         names = read_name_list(config.val_list) if config.val_list else []
@@ -241,7 +242,7 @@ class Trainer:
         """``model`` itself when it trains in fp32; otherwise a float32 copy of its current weights."""
         if self.config.precision == "fp32":
             return model
-        if getattr(self, "_twin", None) is None:
+        if self._twin is None:
             self._twin = build_model(self.config.arch, **self.arguments)
         self._twin.set_weights(model.get_weights())
         return self._twin
