@@ -29,7 +29,7 @@ from mirnet.architectures import ARCHITECTURES, build_model, dtype_policy, resol
 from mirnet.data import Pair, crop_shape, list_pairs, load_pair_arrays, read_name_list, split_pairs, training_dataset
 from mirnet.imageio import to_uint8
 from mirnet.inference import PRECISIONS, Enhancer
-from mirnet.losses import CharbonnierLoss
+from mirnet.losses import CharbonnierLoss, describe_loss
 from mirnet.metrics import psnr, ssim
 from mirnet.models import LoadedModel, save_model
 
@@ -52,6 +52,7 @@ class TrainConfig:
     crop_size: int | list[int] = 128  # one side, or [height, width]
     learning_rate: float = 2e-4
     ssim_weight: float = 0.0  # loss = Charbonnier + ssim_weight * (1 - SSIM)
+    exposure_weight: float = 0.0  # ... + exposure_weight * |error of each image's mean colour|
     min_learning_rate: float = 1e-6
     warmup_steps: int = 0
     seed: int = 0
@@ -162,7 +163,8 @@ class Trainer:
         if self.config.init_from:
             model.set_weights(keras.models.load_model(self.config.init_from, compile=False).get_weights())
         optimizer = keras.optimizers.Adam(learning_rate_schedule(self.config))
-        model.compile(optimizer=optimizer, loss=CharbonnierLoss(ssim_weight=self.config.ssim_weight))
+        loss = CharbonnierLoss(ssim_weight=self.config.ssim_weight, exposure_weight=self.config.exposure_weight)
+        model.compile(optimizer=optimizer, loss=loss)
         return (
             model,
             0,
@@ -190,9 +192,9 @@ class Trainer:
                 "batch_size": self.config.batch_size,
                 "crop_size": self.config.crop_size,
                 "learning_rate": self.config.learning_rate,
-                "loss": f"charbonnier + {self.config.ssim_weight:g} * (1 - SSIM)"
-                if self.config.ssim_weight
-                else "charbonnier",
+                "loss": describe_loss(self.config.ssim_weight, self.config.exposure_weight),
+                "ssim_weight": self.config.ssim_weight,
+                "exposure_weight": self.config.exposure_weight,
                 "seed": self.config.seed,
                 "precision": self.config.precision,
                 "seconds": round(state["seconds"], 1),

@@ -37,6 +37,38 @@ def test_ssim_term_adds_the_weighted_structural_dissimilarity(rng):
     assert float(CharbonnierLoss(ssim_weight=0.5)(high, high)) == pytest.approx(1e-3, abs=1e-4)
 
 
+def test_exposure_term_adds_the_weighted_error_of_each_images_mean_colour(rng):
+    high = rng.random((2, 16, 16, 3), dtype=np.float32)
+    # Image 0 too dark by 0.1 in every channel, image 1 with its pixels shuffled: same means, no exposure error.
+    low = np.stack([high[0] - 0.1, rng.permuted(high[1].reshape(-1, 3), axis=0).reshape(16, 16, 3)])
+    loss = CharbonnierLoss(exposure_weight=2.0, reduction=None)
+    per_image = np.asarray(loss(high, low)) - np.asarray(CharbonnierLoss(reduction=None)(high, low))
+    assert per_image == pytest.approx([2.0 * 0.1, 0.0], abs=1e-5)
+
+
+def test_exposure_term_is_signed_per_channel_before_its_absolute_value(rng):
+    high = rng.random((1, 8, 8, 3), dtype=np.float32)
+    shifted = high + np.array([0.1, -0.1, 0.0], dtype=np.float32)  # red too bright, green too dark
+    extra = float(CharbonnierLoss(exposure_weight=1.0)(high, shifted)) - float(CharbonnierLoss()(high, shifted))
+    assert extra == pytest.approx((0.1 + 0.1 + 0.0) / 3, abs=1e-5)
+
+
+def test_loss_weights_survive_serialization():
+    import keras
+
+    loss = CharbonnierLoss(ssim_weight=0.2, exposure_weight=1.0)
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert (again.ssim_weight, again.exposure_weight) == (0.2, 1.0)
+
+
+def test_describe_loss_names_each_weighted_term():
+    from mirnet.losses import describe_loss
+
+    assert describe_loss(0.0, 0.0) == "charbonnier"
+    assert describe_loss(0.2, 0.0) == "charbonnier + 0.2 * (1 - SSIM)"
+    assert describe_loss(0.2, 1.0) == "charbonnier + 0.2 * (1 - SSIM) + 1 * |mean colour error|"
+
+
 def test_crops_must_fit_where_the_architecture_drops_resolution(tmp_path, lol_sample):
     from mirnet.training import TrainConfig, Trainer
 
@@ -128,6 +160,10 @@ def _train_command(out, lol_sample, val_list, steps):
         "2",
         "--crop-size",
         "32",
+        "--ssim-weight",
+        "0.1",
+        "--exposure-weight",
+        "0.5",
     ]
 
 
@@ -172,6 +208,8 @@ def test_training_resumes_after_sigkill_and_keeps_the_best_on_validation(tmp_pat
     assert card["training"]["steps"] == int(best["step"])
     assert card["validation"]["psnr"] == pytest.approx(float(best["val_psnr"]), abs=1e-3)
     assert card["training"]["validation_pairs"] == 1 and card["training"]["train_pairs"] == 3
+    assert card["training"]["loss"] == "charbonnier + 0.1 * (1 - SSIM) + 0.5 * |mean colour error|"
+    assert (card["training"]["ssim_weight"], card["training"]["exposure_weight"]) == (0.1, 0.5)
 
 
 def test_bf16_training_validates_and_saves_float32_models_and_resumes(tmp_path, lol_sample):

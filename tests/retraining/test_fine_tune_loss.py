@@ -1,0 +1,28 @@
+"""A fine-tune keeps the loss the active model was trained with, as its card records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from worker.retraining import _trained_loss_weights
+
+
+def _model_with_card(folder: Path, training: dict) -> Path:
+    path = folder / "model.keras"
+    path.with_suffix(".json").write_text(json.dumps({"architecture": "mirnet", "training": training}))
+    return path
+
+
+def test_the_cards_ssim_and_exposure_weights_carry_over(tmp_path: Path) -> None:
+    path = _model_with_card(tmp_path, {"ssim_weight": 0.2, "exposure_weight": 1.0})
+    assert _trained_loss_weights(path) == {"ssim_weight": 0.2, "exposure_weight": 1.0}
+
+
+def test_a_card_from_before_the_weights_existed_means_charbonnier_alone(tmp_path: Path) -> None:
+    assert _trained_loss_weights(_model_with_card(tmp_path, {})) == {"ssim_weight": 0.0, "exposure_weight": 0.0}
+
+
+def test_the_packaged_card_records_its_loss_weights() -> None:
+    packaged = Path(__file__).resolve().parents[2] / "mirnet" / "weights" / "default.keras"
+    assert _trained_loss_weights(packaged)["ssim_weight"] > 0
