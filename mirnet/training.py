@@ -92,6 +92,18 @@ def learning_rate_schedule(config: TrainConfig) -> keras.optimizers.schedules.Le
     )
 
 
+def build_for_training(config: TrainConfig) -> keras.Model:
+    """The network of ``config`` at its precision, from ``init_from``'s weights if given, compiled with the run's
+    optimizer and loss: what a new run starts from (and what ``scripts/bench_training.py`` times)."""
+    arguments = resolve_arguments(config.arch, config.arguments)
+    model = build_model(config.arch, policy=PRECISIONS[config.precision], **arguments)
+    if config.init_from:
+        model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
+    loss = CharbonnierLoss(ssim_weight=config.ssim_weight, exposure_weight=config.exposure_weight)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config)), loss=loss)
+    return model
+
+
 def evaluate_pairs(
     enhancer: Enhancer, arrays: list[tuple[np.ndarray, np.ndarray]]
 ) -> tuple[float, float, list[tuple[float, float]]]:
@@ -159,12 +171,7 @@ class Trainer:
                 model = keras.models.load_model(checkpoint, compile=True)
             self.log(f"resuming {self.out} at step {state['step']}")
             return model, int(state["step"]), state
-        model = build_model(self.config.arch, policy=PRECISIONS[self.config.precision], **self.arguments)
-        if self.config.init_from:
-            model.set_weights(keras.models.load_model(self.config.init_from, compile=False).get_weights())
-        optimizer = keras.optimizers.Adam(learning_rate_schedule(self.config))
-        loss = CharbonnierLoss(ssim_weight=self.config.ssim_weight, exposure_weight=self.config.exposure_weight)
-        model.compile(optimizer=optimizer, loss=loss)
+        model = build_for_training(self.config)
         return (
             model,
             0,
@@ -301,4 +308,4 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     return Trainer(config, log).run()
 
 
-__all__ = ["Pair", "TrainConfig", "TrainResult", "Trainer", "evaluate_pairs", "train"]
+__all__ = ["Pair", "TrainConfig", "TrainResult", "Trainer", "build_for_training", "evaluate_pairs", "train"]
