@@ -79,13 +79,15 @@ def test_unknown_architecture_and_argument_are_errors():
 
 
 def test_selective_kernel_fusion_weights_sum_to_one_across_streams():
+    keras.utils.set_random_seed(0)  # unseeded, a channel's softmax can saturate on one stream (a CI run saw 1.0)
     fusion = L.SelectiveKernelFusion(8)
     ones = tf.ones((1, 4, 4, 8))
     # If the weights of the three streams sum to 1, fusing three identical streams returns that stream.
     assert np.allclose(fusion([ones, ones, ones]).numpy(), 1.0, atol=1e-6)
     streams = [tf.fill((1, 4, 4, 8), v) for v in (1.0, 2.0, 3.0)]
     out = fusion(streams).numpy()
-    assert out.min() > 1.0 and out.max() < 3.0
+    # A convex combination of the streams per channel: inside [1, 3], and not stream 1 alone.
+    assert out.min() >= 1.0 - 1e-6 and out.max() <= 3.0 + 1e-6 and out.max() > 1.0
 
 
 def test_final_fusion_uses_all_three_streams():
