@@ -4,6 +4,7 @@ Everything a run needs lives in its output folder:
 
 - ``config.json``: the run's configuration (a resumed run must be given the same one);
 - ``checkpoint.keras`` + ``state.json``: the last checkpoint (model, optimizer, step), written atomically;
+- ``ema.npz``: with ``ema_decay``, the moving average of the weights at that checkpoint (what is validated);
 - ``log.csv``: one row per validation (step, loss, learning rate, val_psnr, val_ssim, seconds);
 - ``best.keras`` + ``best.json``: the weights with the highest validation PSNR, with their model card.
 """
@@ -32,8 +33,10 @@ from mirnet.inference import PRECISIONS, Enhancer
 from mirnet.losses import CharbonnierLoss, describe_loss
 from mirnet.metrics import psnr, ssim
 from mirnet.models import LoadedModel, save_model
+from mirnet.weight_average import WeightAverage
 
-LOG_FIELDS = ["step", "loss", "learning_rate", "val_psnr", "val_ssim", "seconds"]
+# val_psnr_raw: with ema_decay, the PSNR of the training weights themselves (val_psnr is the average's).
+LOG_FIELDS = ["step", "loss", "learning_rate", "val_psnr", "val_ssim", "seconds", "val_psnr_raw"]
 
 
 @dataclass
@@ -61,6 +64,9 @@ class TrainConfig:
     # "bf16" computes in bfloat16 with float32 weights (about 1.5x faster per step on CPUs with AMX); validation
     # and the saved models are float32 either way, so what is chosen is what ships.
     precision: str = "fp32"
+    # With a decay (0.999: an average over about the last 1,000 steps), validation and best.keras use the moving
+    # average of the weights instead of the last step's weights (mirnet/weight_average.py).
+    ema_decay: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -130,7 +136,7 @@ class Trainer:
         self.log = log
         self.on_log_row = on_log_row
         self.out = Path(config.out)
-        self._twin: keras.Model | None = None  # the float32 copy a bf16 run validates and saves
+        self._twin: keras.Model | None = None  # the float32 copy validated and saved (bf16 runs, averages)
         self.arguments = resolve_arguments(config.arch, config.arguments)
         pairs = list_pairs(config.data)
         names = read_name_list(config.val_list) if config.val_list else []
@@ -148,6 +154,8 @@ class Trainer:
                 f"crop_size {self.config.crop_size} must be a multiple of {multiple} for {self.config.arch} "
                 f"{self.arguments} (its resolution drops by that factor)"
             )
+        if self.config.ema_decay is not None and not 0.0 < self.config.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie strictly between 0 and 1, not {self.config.ema_decay}")
         self.out.mkdir(parents=True, exist_ok=True)
         saved = self.out / "config.json"
         if saved.exists():
@@ -178,7 +186,22 @@ class Trainer:
             {"step": 0, "best_val_psnr": None, "best_val_ssim": None, "best_step": None, "seconds": 0.0},
         )
 
-    def _save_checkpoint(self, model: keras.Model, state: dict[str, Any]) -> None:
+    def _start_average(self, model: keras.Model, step: int) -> WeightAverage | None:
+        if self.config.ema_decay is None:
+            return None
+        average = WeightAverage(model.trainable_variables, self.config.ema_decay)
+        saved = self.out / "ema.npz"
+        if step and saved.exists():
+            saved_step = average.restore(saved)
+            if saved_step != step:
+                # Killed between writing the average and the checkpoint: start the average again from here.
+                self.log(f"the saved average belongs to step {saved_step}, not {step}; averaging anew from {step}")
+                average = WeightAverage(model.trainable_variables, self.config.ema_decay)
+        return average
+
+    def _save_checkpoint(self, model: keras.Model, state: dict[str, Any], average: WeightAverage | None) -> None:
+        if average is not None:
+            average.save(self.out / "ema.npz", state["step"])
         tmp = self.out / ".checkpoint.tmp.keras"
         model.save(tmp)
         os.replace(tmp, self.out / "checkpoint.keras")
@@ -204,6 +227,7 @@ class Trainer:
                 "exposure_weight": self.config.exposure_weight,
                 "seed": self.config.seed,
                 "precision": self.config.precision,
+                "ema_decay": self.config.ema_decay,
                 "seconds": round(state["seconds"], 1),
             },
             "validation": {"psnr": state["best_val_psnr"], "ssim": state["best_val_ssim"]},
@@ -213,10 +237,11 @@ class Trainer:
     def run(self) -> TrainResult:
         config = self.config
         model, step, state = self._load_or_build()
+        average = self._start_average(model, step)
         # A fresh seed per resume point: the stream continues with new crops instead of replaying old ones.
         stream = iter(training_dataset(self.train_pairs, config.crop_size, config.batch_size, config.seed + step))
         val_arrays = [load_pair_arrays(pair) for pair in self.val_pairs]
-        train_step = _make_train_step(model)
+        train_step = _make_train_step(model, average)
         self.log(
             f"training {config.arch} {self.arguments} ({model.count_params():,} parameters) on "
             f"{len(self.train_pairs)} pairs, validating on {len(self.val_pairs)}, steps {step}->{config.steps}"
@@ -233,10 +258,10 @@ class Trainer:
             state["step"] = step
             state["seconds"] = seconds_before + time.monotonic() - started
             if step % config.val_every == 0 or step == config.steps:
-                self._validate(model, state, val_arrays, losses)
+                self._validate(model, average, state, val_arrays, losses)
                 losses = []
             if step % config.checkpoint_every == 0 or step == config.steps:
-                self._save_checkpoint(model, state)
+                self._save_checkpoint(model, state, average)
         bar.close()
         return TrainResult(
             steps=step,
@@ -247,28 +272,42 @@ class Trainer:
             seconds=state["seconds"],
         )
 
-    def _float32(self, model: keras.Model) -> keras.Model:
-        """``model`` itself when it trains in fp32; otherwise a float32 copy of its current weights."""
-        if self.config.precision == "fp32":
+    def _float32(self, model: keras.Model, average: WeightAverage | None = None) -> keras.Model:
+        """``model`` itself when it trains in fp32 and nothing is averaged; otherwise a float32 copy of its current
+        weights, or of their ``average``."""
+        if self.config.precision == "fp32" and average is None:
             return model
         if self._twin is None:
             self._twin = build_model(self.config.arch, **self.arguments)
         self._twin.set_weights(model.get_weights())
+        if average is not None:
+            average.apply_to(self._twin)
         return self._twin
 
-    def _validate(self, training: keras.Model, state: dict[str, Any], val_arrays, losses: list[float]) -> None:
+    def _score(self, model: keras.Model, val_arrays) -> tuple[float, float]:
+        loaded = LoadedModel(model, {"architecture": self.config.arch, "arguments": self.arguments}, "train", "")
+        val_psnr, val_ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None), val_arrays)
+        return val_psnr, val_ssim
+
+    def _validate(
+        self, training: keras.Model, average: WeightAverage | None, state: dict[str, Any], val_arrays, losses
+    ) -> None:
         row: dict[str, Any] = {
             "step": state["step"],
             "loss": float(np.mean(losses)) if losses else math.nan,
             "learning_rate": float(keras.ops.convert_to_numpy(training.optimizer.learning_rate)),
             "seconds": round(state["seconds"], 1),
         }
-        model = self._float32(training)
+        if val_arrays and average is not None:
+            row.update(val_psnr_raw=round(self._score(self._float32(training), val_arrays)[0], 4))
+        model = self._float32(training, average)
         if val_arrays:
-            loaded = LoadedModel(model, {"architecture": self.config.arch, "arguments": self.arguments}, "train", "")
-            val_psnr, val_ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None), val_arrays)
+            val_psnr, val_ssim = self._score(model, val_arrays)
             row.update(val_psnr=round(val_psnr, 4), val_ssim=round(val_ssim, 5))
-            self.log(f"step {state['step']}: loss {row['loss']:.4f}, val PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}")
+            raw = f" (training weights {row['val_psnr_raw']:.3f} dB)" if average is not None else ""
+            self.log(
+                f"step {state['step']}: loss {row['loss']:.4f}, val PSNR {val_psnr:.3f} dB{raw}, SSIM {val_ssim:.4f}"
+            )
             if state["best_val_psnr"] is None or val_psnr > state["best_val_psnr"]:
                 state.update(best_val_psnr=val_psnr, best_val_ssim=val_ssim, best_step=state["step"])
                 save_model(model, self.out / "best.keras", self._card(state))
@@ -290,7 +329,9 @@ class Trainer:
             self.on_log_row(row)
 
 
-def _make_train_step(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+def _make_train_step(
+    model: keras.Model, average: WeightAverage | None = None
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     optimizer, loss_fn = model.optimizer, model.loss
 
     @tf.function(reduce_retracing=True)
@@ -299,6 +340,8 @@ def _make_train_step(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.
             loss = tf.reduce_mean(loss_fn(high, model(low, training=True)))
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        if average is not None:
+            average.update()
         return loss
 
     return train_step
