@@ -102,8 +102,6 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
             "total_steps": state["step"],
             "hours": round(best["training"]["seconds"] / 3600, 2),
             "hours_all_stages": round(hours_before + state["seconds"] / 3600, 2),
-            "ssim_weight": config.get("ssim_weight", 0.0),
-            "exposure_weight": config.get("exposure_weight", 0.0),
             "data": "LOL-v1 our485 minus the 48 validation pairs of our485-val.txt (437 pairs); eval15 never used",
         },
         "validation": best["validation"],
