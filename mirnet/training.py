@@ -33,7 +33,7 @@ from mirnet.inference import PRECISIONS, Enhancer
 from mirnet.losses import CharbonnierLoss, describe_loss
 from mirnet.metrics import psnr, ssim
 from mirnet.models import LoadedModel, save_model
-from mirnet.weight_average import WeightAverage
+from mirnet.weight_average import WeightAverage, check_decay
 
 # val_psnr_raw: with ema_decay, the PSNR of the training weights themselves (val_psnr is the average's).
 LOG_FIELDS = ["step", "loss", "learning_rate", "val_psnr", "val_ssim", "seconds", "val_psnr_raw"]
@@ -154,8 +154,8 @@ class Trainer:
                 f"crop_size {self.config.crop_size} must be a multiple of {multiple} for {self.config.arch} "
                 f"{self.arguments} (its resolution drops by that factor)"
             )
-        if self.config.ema_decay is not None and not 0.0 < self.config.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie strictly between 0 and 1, not {self.config.ema_decay}")
+        if self.config.ema_decay is not None:
+            check_decay(self.config.ema_decay)  # before anything is built or written
         self.out.mkdir(parents=True, exist_ok=True)
         saved = self.out / "config.json"
         if saved.exists():

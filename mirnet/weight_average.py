@@ -18,12 +18,17 @@ import numpy as np
 import tensorflow as tf
 
 
+def check_decay(decay: float) -> None:
+    """Refuse a decay outside (0, 1): 0 would keep only the last weights, 1 never move from the first."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema_decay must lie strictly between 0 and 1, not {decay}")
+
+
 class WeightAverage:
     """The moving average of ``variables`` (a model's trainable variables, float32 even in a bf16 run)."""
 
     def __init__(self, variables: list[keras.Variable], decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema_decay must lie strictly between 0 and 1, not {decay}")
+        check_decay(decay)
         self.decay = decay
         self._variables = list(variables)
         self._average = [

@@ -46,7 +46,7 @@ def main() -> None:
     shares = [parse_share(text) for text in args.models]
     total = sum(share for _, share in shares)
     loaded = [load_model(path) for path, _ in shares]
-    if len({(m.architecture, str(sorted(m.arguments.items()))) for m in loaded}) != 1:
+    if any((m.architecture, m.arguments) != (loaded[0].architecture, loaded[0].arguments) for m in loaded):
         raise SystemExit("the models must share one architecture and its arguments")
     weights = [m.model.get_weights() for m in loaded]
     averaged = [
