@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("learning-rate", float),
         ("ssim-weight", float),
         ("exposure-weight", float),
+        ("exposure-jitter", float),
         ("ema-decay", float),
         ("warmup-steps", int),
         ("seed", int),

@@ -93,11 +93,26 @@ def _augment(stacked: tf.Tensor, crop_size: CropSize, seed: tf.Tensor) -> tf.Ten
     return tf.image.rot90(crop, turns)
 
 
-def training_dataset(pairs: list[Pair], crop_size: CropSize, batch_size: int, seed: int) -> tf.data.Dataset:
+def _jitter_exposure(low: tf.Tensor, stops: float, seed: tf.Tensor) -> tf.Tensor:
+    """The dark input times 2**u, u uniform in [-stops, stops] (one gain per crop, clipped to [0, 1]).
+
+    In LOL the brightness of the dark input says almost nothing about the brightness of its reference (over
+    our485 the correlation of their log mean brightness is 0.14: the dark shots were taken at varied exposures),
+    so a network should not read its output's brightness off the input's. Varying the input's gain while the
+    reference stays fixed teaches that, and shows each scene at more exposures than the one it was taken at.
+    """
+    exponent = tf.random.stateless_uniform((), seed, minval=-stops, maxval=stops)
+    return tf.clip_by_value(low * tf.pow(2.0, exponent), 0.0, 1.0)
+
+
+def training_dataset(
+    pairs: list[Pair], crop_size: CropSize, batch_size: int, seed: int, exposure_jitter: float = 0.0
+) -> tf.data.Dataset:
     """An endless stream of (low, high) batches of aligned augmented crops, reproducible for a given seed.
 
     ``crop_size`` is one side (square crops) or [height, width]; [400, 592] trains on almost whole LOL images,
-    so the network sees the same global statistics as at inference.
+    so the network sees the same global statistics as at inference. ``exposure_jitter`` (in stops) varies the
+    dark input's gain per crop (``_jitter_exposure``); 0 leaves it as taken.
 
     Decoded images are cached in memory as uint8 (LOL's 485 pairs take about 700 MB); crops are made from
     the cache, so every step sees new crops without decoding again.
@@ -114,8 +129,15 @@ def training_dataset(pairs: list[Pair], crop_size: CropSize, batch_size: int, se
         .repeat()
     )
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    crops = tf.data.Dataset.zip(images, seeds).map(
-        lambda stacked, s: _augment(stacked, crop_size, s), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    scaled = crops.map(lambda c: (tf.cast(c[..., :3], tf.float32) / 255.0, tf.cast(c[..., 3:], tf.float32) / 255.0))
-    return scaled.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if exposure_jitter < 0:
+        raise ValueError(f"exposure_jitter must be >= 0 stops, not {exposure_jitter}")
+
+    def to_pair(stacked: tf.Tensor, s: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        crop = _augment(stacked, crop_size, s)
+        low, high = tf.cast(crop[..., :3], tf.float32) / 255.0, tf.cast(crop[..., 3:], tf.float32) / 255.0
+        if exposure_jitter:
+            low = _jitter_exposure(low, exposure_jitter, tf.random.experimental.stateless_fold_in(s, 1))
+        return low, high
+
+    crops = tf.data.Dataset.zip(images, seeds).map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    return crops.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

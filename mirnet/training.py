@@ -56,6 +56,7 @@ class TrainConfig:
     learning_rate: float = 2e-4
     ssim_weight: float = 0.0  # loss = Charbonnier + ssim_weight * (1 - SSIM)
     exposure_weight: float = 0.0  # ... + exposure_weight * |error of each image's mean colour|
+    exposure_jitter: float = 0.0  # vary the dark input's gain by up to this many stops (mirnet.data)
     min_learning_rate: float = 1e-6
     warmup_steps: int = 0
     seed: int = 0
@@ -225,6 +226,7 @@ class Trainer:
                 "loss": describe_loss(self.config.ssim_weight, self.config.exposure_weight),
                 "ssim_weight": self.config.ssim_weight,
                 "exposure_weight": self.config.exposure_weight,
+                "exposure_jitter": self.config.exposure_jitter,
                 "seed": self.config.seed,
                 "precision": self.config.precision,
                 "ema_decay": self.config.ema_decay,
@@ -239,7 +241,11 @@ class Trainer:
         model, step, state = self._load_or_build()
         average = self._start_average(model, step)
         # A fresh seed per resume point: the stream continues with new crops instead of replaying old ones.
-        stream = iter(training_dataset(self.train_pairs, config.crop_size, config.batch_size, config.seed + step))
+        stream = iter(
+            training_dataset(
+                self.train_pairs, config.crop_size, config.batch_size, config.seed + step, config.exposure_jitter
+            )
+        )
         val_arrays = [load_pair_arrays(pair) for pair in self.val_pairs]
         train_step = _make_train_step(model, average)
         self.log(

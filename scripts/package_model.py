@@ -96,6 +96,7 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
         "gflops_per_600x400": round(gflops, 2),
         "training": {
             **best["training"],
+            "exposure_jitter": config.get("exposure_jitter", 0.0),  # a run started before the card had it
             "config": train_config,
             "command": f"lowlight train --config {train_config}",
             "earlier_stages": earlier,

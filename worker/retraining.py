@@ -255,17 +255,21 @@ def _fine_tune(
         min_learning_rate=settings.retrain_learning_rate / 10,
         seed=run.id,
         init_from=str(active_path),
-        **_trained_loss_weights(active_path),
+        **_trained_recipe(active_path),
     )
     messages = lambda message: log.info("training run %s: %s", run.id, message)  # noqa: E731
     result = Trainer(config, log=messages, on_log_row=on_log_row).run()
     return result.best_path
 
 
-def _trained_loss_weights(model_path: Path) -> dict[str, float]:
-    """Fine-tune with the loss the active model was trained with, as its card records (Charbonnier alone if not)."""
+RECIPE_KEYS = ("ssim_weight", "exposure_weight", "exposure_jitter")
+
+
+def _trained_recipe(model_path: Path) -> dict[str, float]:
+    """Fine-tune with the loss and input-exposure jitter the active model was trained with, as its card records
+    (Charbonnier alone, no jitter, where the card predates them)."""
     training = json.loads(model_path.with_suffix(".json").read_text()).get("training", {})
-    return {key: float(training.get(key, 0.0)) for key in ("ssim_weight", "exposure_weight")}
+    return {key: float(training.get(key) or 0.0) for key in RECIPE_KEYS}
 
 
 def _smallest_side(data: Path) -> tuple[int, ...]:

@@ -130,6 +130,40 @@ def test_crops_are_aligned_and_reproducible(tmp_path, crop_size, shape):
     assert not np.array_equal(other[0].numpy(), batches[0][0].numpy())
 
 
+def test_exposure_jitter_scales_each_dark_crop_by_one_gain_and_leaves_the_reference(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    (tmp_path / "low").mkdir()
+    (tmp_path / "high").mkdir()
+    for i in range(4):  # dark enough that a gain of 2 never clips
+        Image.fromarray(rng.integers(10, 120, (24, 24, 3), dtype=np.uint8)).save(tmp_path / "low" / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(tmp_path / "high" / f"{i}.png")
+    pairs = list_pairs(tmp_path)
+    plain = list(training_dataset(pairs, crop_size=16, batch_size=4, seed=3).take(4))
+    jittered = list(training_dataset(pairs, crop_size=16, batch_size=4, seed=3, exposure_jitter=1.0).take(4))
+    gains = []
+    for (low, high), (low_j, high_j) in zip(plain, jittered, strict=True):
+        assert np.array_equal(high.numpy(), high_j.numpy())  # same crops, reference untouched
+        ratio = low_j.numpy() / low.numpy()
+        per_crop = ratio.reshape(4, -1)
+        assert np.allclose(per_crop, per_crop[:, :1], rtol=1e-5)  # one gain per crop
+        gains.extend(per_crop[:, 0])
+    gains = np.array(gains)
+    assert np.all((gains >= 0.5 - 1e-6) & (gains <= 2.0 + 1e-6))
+    assert gains.min() < 0.8 and gains.max() > 1.25  # it really varies, both ways
+    again = next(iter(training_dataset(pairs, crop_size=16, batch_size=4, seed=3, exposure_jitter=1.0)))
+    assert np.array_equal(again[0].numpy(), jittered[0][0].numpy())
+    bright = np.full((1, 16, 16, 3), 0.9, np.float32)
+    from mirnet.data import _jitter_exposure
+
+    brightened = [_jitter_exposure(bright, 1.0, np.array([0, k])).numpy() for k in range(8)]
+    assert all(b.max() <= 1.0 for b in brightened)
+    assert any(b.max() == 1.0 for b in brightened)  # some gains pass 1/0.9 and are clipped
+    with pytest.raises(ValueError, match="exposure_jitter"):
+        training_dataset(pairs, crop_size=16, batch_size=4, seed=3, exposure_jitter=-1.0)
+
+
 def _train_command(out, lol_sample, val_list, steps):
     return [
         sys.executable,
