@@ -65,6 +65,12 @@ def load_pair_arrays(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
     return low.numpy().astype(np.float32) / 255.0, high.numpy().astype(np.float32) / 255.0
 
 
+def load_validation_arrays(data_dir: str | Path, val_list: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The pairs of ``data_dir`` named in ``val_list``, loaded as whole-image arrays: what scripts validate on."""
+    _, validation = split_pairs(list_pairs(data_dir), read_name_list(val_list))
+    return [load_pair_arrays(pair) for pair in validation]
+
+
 def _decode(path: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write the averaged model here, with the first model's card")
     args = parser.parse_args()
 
-    from mirnet.data import list_pairs, load_pair_arrays, read_name_list, split_pairs
+    from mirnet.data import load_validation_arrays
     from mirnet.inference import Enhancer
     from mirnet.models import load_model, save_model
     from mirnet.training import evaluate_pairs
@@ -56,8 +56,7 @@ def main() -> None:
     target = loaded[0]
     target.model.set_weights(averaged)
 
-    _, validation = split_pairs(list_pairs(DATA), read_name_list(VAL_LIST))
-    arrays = [load_pair_arrays(pair) for pair in validation]
+    arrays = load_validation_arrays(DATA, VAL_LIST)
     val_psnr, val_ssim, _ = evaluate_pairs(Enhancer(target, tile=None, views=args.views), arrays)
     mix = ", ".join(f"{path.name} {share / total:.2f}" for path, share in shares)
     print(f"{mix}: validation ({len(arrays)} pairs, {args.views} view(s)) PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}")

@@ -132,15 +132,14 @@ def compare_views(run: Path) -> None:
     """Validation scores of each number of test-time views (validation only: this is how views are chosen)."""
     import numpy as np
 
-    from mirnet.data import list_pairs, load_pair_arrays, read_name_list, split_pairs
+    from mirnet.data import load_validation_arrays
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import Enhancer
     from mirnet.models import load_model
     from mirnet.training import evaluate_pairs
 
     config = json.loads((run / "config.json").read_text())
-    _, validation = split_pairs(list_pairs(REPO / config["data"]), read_name_list(REPO / config["val_list"]))
-    arrays = [load_pair_arrays(pair) for pair in validation]
+    arrays = load_validation_arrays(REPO / config["data"], REPO / config["val_list"])
     loaded = load_model(run / "best.keras")
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
     for views in (1, 2, 3, 4):

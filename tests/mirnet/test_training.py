@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from mirnet.data import list_pairs, read_name_list, split_pairs, training_dataset
+from mirnet.data import list_pairs, load_validation_arrays, read_name_list, split_pairs, training_dataset
 from mirnet.losses import CharbonnierLoss
 
 
@@ -99,6 +99,19 @@ def test_split_by_names_and_refuse_unknown_names(lol_sample):
     assert [p.name for p in val] == ["5.png"] and len(train) == 3
     with pytest.raises(ValueError, match="not found"):
         split_pairs(pairs, ["500.png"])
+
+
+def test_validation_arrays_are_the_named_pairs_whole_in_zero_to_one(lol_sample, tmp_path):
+    from PIL import Image
+
+    names = tmp_path / "val.txt"
+    names.write_text("# held out\n6.png\n\n2.png\n")
+    arrays = load_validation_arrays(lol_sample, names)
+    assert len(arrays) == 2
+    low, high = arrays[0]  # the folder's order (2 before 6), not the list's
+    expected = np.asarray(Image.open(lol_sample / "high" / "2.png").convert("RGB"), dtype=np.float32) / 255
+    np.testing.assert_allclose(high, expected, atol=1e-6)
+    assert low.shape == high.shape == (400, 600, 3) and low.mean() < high.mean()
 
 
 def test_the_shipped_validation_list_is_disjoint_from_eval15(lol_sample):
