@@ -70,3 +70,12 @@ def test_eval15_gives_back_the_figures_in_the_card(card):
     mean_ssim = sum(score.ssim for score in scores) / len(scores)
     assert mean_psnr == pytest.approx(card["eval15"]["fp32"]["psnr"], abs=1e-3)
     assert mean_ssim == pytest.approx(card["eval15"]["fp32"]["ssim"], abs=1e-4)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.json")), ids=lambda path: path.stem)
+def test_every_committed_training_config_loads_and_never_touches_eval15(path):
+    from mirnet.training import TrainConfig
+
+    config = TrainConfig(**json.loads(path.read_text()))  # an unknown or renamed key fails here
+    assert "eval15" not in config.data and "eval15" not in (config.val_list or "")
+    assert config.val_list is None or config.val_list.endswith("our485-val.txt")
