@@ -1,0 +1,169 @@
+"""Which validation pairs show a scene that training has already seen, and how models score on each kind.
+
+LOL photographs many scenes more than once, so a validation pair of our485 can have a "twin" in the training
+pairs: another shot of the same scene whose reference is almost the same picture. A twin is a training
+reference whose 60x40 grey thumbnail, mean removed, correlates with the validation reference's above
+``--threshold`` (0.95). Only our485 is read (validation pairs and the training pairs beside them); eval15 never.
+
+``twins`` prints, for the validation split, how many pairs have a twin, how many training pairs are twins, and
+how far apart in brightness a reference and its twins are. ``score`` runs models on the validation split and
+prints their PSNR on all pairs, on those with a twin and on those without: the last is the only part of the
+split that measures scenes the model has not been trained on.
+
+Usage:
+  python scripts/validation_scenes.py twins [--list]
+  python scripts/validation_scenes.py score v3=7777b12 v4=mirnet/weights/default.keras [--views 1 3]
+
+A model is ``label=path`` (a .keras file with its card beside it) or ``label=commit`` (the packaged default
+weights as committed there, taken with ``git show``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "lol-train"
+VAL_LIST = REPO.parent / "shared" / "data" / "lol" / "our485-val.txt"
+THUMBNAIL = (60, 40)
+
+
+@dataclass(frozen=True)
+class ValidationScene:
+    name: str
+    best_correlation: float
+    twins: tuple[str, ...]
+    brightness_gap: float  # mean |log(reference mean / twin reference mean)| over the twins; nan without twins
+
+
+def _reference(data: Path, name: str) -> tuple[np.ndarray, float]:
+    """A reference's thumbnail (grey, mean removed, unit norm) and its mean brightness."""
+    with Image.open(data / "high" / name) as image:
+        rgb = image.convert("RGB")
+        brightness = float(np.asarray(rgb, dtype=np.float64).mean() / 255.0)
+        grey = np.asarray(rgb.convert("L").resize(THUMBNAIL, Image.BILINEAR), dtype=np.float64).ravel()
+    grey -= grey.mean()
+    return grey / max(float(np.linalg.norm(grey)), 1e-12), brightness
+
+
+def find_twins(data: Path, val_list: Path, threshold: float) -> tuple[list[ValidationScene], set[str]]:
+    """Each validation pair with its training twins, and the set of training pairs that are someone's twin."""
+    from mirnet.data import list_pairs, read_name_list, split_pairs
+
+    training, validation = split_pairs(list_pairs(data), read_name_list(val_list))
+    train_names = [pair.name for pair in training]
+    train_refs = [_reference(data, name) for name in train_names]
+    thumbnails = np.stack([thumbnail for thumbnail, _ in train_refs])
+    scenes, twin_names = [], set()
+    for pair in validation:
+        thumbnail, brightness = _reference(data, pair.name)
+        correlations = thumbnails @ thumbnail
+        twins = [i for i in np.argsort(-correlations) if correlations[i] > threshold]
+        gaps = [abs(np.log(brightness / train_refs[i][1])) for i in twins]
+        scenes.append(
+            ValidationScene(
+                name=pair.name,
+                best_correlation=float(correlations.max()),
+                twins=tuple(train_names[i] for i in twins),
+                brightness_gap=float(np.mean(gaps)) if gaps else float("nan"),
+            )
+        )
+        twin_names.update(train_names[i] for i in twins)
+    return scenes, twin_names
+
+
+def print_twins(scenes: list[ValidationScene], twin_names: set[str], train_count: int, listing: bool) -> None:
+    seen = [scene for scene in scenes if scene.twins]
+    print(
+        f"{len(seen)} of {len(scenes)} validation pairs have a training twin; "
+        f"{len(twin_names)} of {train_count} training pairs are twins of a validation pair"
+    )
+    print(
+        f"mean |log brightness ratio| of a validation reference to its twins: "
+        f"{np.mean([scene.brightness_gap for scene in seen]):.3f}"
+    )
+    unseen = [scene for scene in scenes if not scene.twins]
+    print(
+        "without a twin (best correlation): "
+        + ", ".join(f"{scene.name} ({scene.best_correlation:.2f})" for scene in unseen)
+    )
+    if seen:
+        print(f"lowest best correlation among pairs with a twin: {min(s.best_correlation for s in seen):.3f}")
+    if listing:
+        for scene in scenes:
+            print(f"{scene.name}\t{scene.best_correlation:.3f}\t{len(scene.twins)}\t{','.join(scene.twins)}")
+
+
+def _model_path(spec: str, workdir: Path) -> tuple[str, Path]:
+    label, _, where = spec.partition("=")
+    if not where:
+        raise SystemExit(f"a model is label=path or label=commit, not {spec!r}")
+    path = Path(where)
+    if path.suffix == ".keras":
+        return label, path
+    target = workdir / label / "model.keras"
+    target.parent.mkdir(parents=True)
+    for source, suffix in (("default.keras", ".keras"), ("default.json", ".json")):
+        blob = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{where}:mirnet/weights/{source}"], check=True, capture_output=True
+        ).stdout
+        target.with_suffix(suffix).write_bytes(blob)
+    return label, target
+
+
+def score(specs: list[str], views: list[int], data: Path, val_list: Path, threshold: float) -> None:
+    from mirnet.data import load_validation_arrays
+    from mirnet.inference import Enhancer
+    from mirnet.models import load_model
+    from mirnet.training import evaluate_pairs
+
+    scenes, _ = find_twins(data, val_list, threshold)
+    has_twin = np.array([bool(scene.twins) for scene in scenes])
+    arrays = load_validation_arrays(data, val_list)
+    print(
+        f"validation PSNR (dB): all {len(scenes)} pairs | {has_twin.sum()} with a training twin "
+        f"| {(~has_twin).sum()} without"
+    )
+    with tempfile.TemporaryDirectory() as workdir:
+        for spec in specs:
+            label, path = _model_path(spec, Path(workdir))
+            loaded = load_model(path)
+            for count in views:
+                _, _, per_image = evaluate_pairs(Enhancer(loaded, tile=None, views=count), arrays)
+                psnr = np.array([value for value, _ in per_image])
+                print(
+                    f"{label} ({count} view{'s' if count > 1 else ''}): {psnr.mean():.3f} | "
+                    f"{psnr[has_twin].mean():.3f} | {psnr[~has_twin].mean():.3f}",
+                    flush=True,
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--val-list", type=Path, default=VAL_LIST)
+    parser.add_argument("--threshold", type=float, default=0.95)
+    commands = parser.add_subparsers(dest="command", required=True)
+    twins = commands.add_parser("twins", help="count validation pairs with training twins")
+    twins.add_argument("--list", action="store_true", help="one line per validation pair")
+    scoring = commands.add_parser("score", help="validation PSNR of models, with and without twins")
+    scoring.add_argument("models", nargs="+", help="label=path.keras or label=commit")
+    scoring.add_argument("--views", type=int, nargs="+", default=[1, 3])
+    args = parser.parse_args()
+    if args.command == "twins":
+        scenes, twin_names = find_twins(args.data, args.val_list, args.threshold)
+        train_count = len(list((args.data / "low").glob("*.png"))) - len(scenes)
+        print_twins(scenes, twin_names, train_count, args.list)
+    else:
+        score(args.models, args.views, args.data, args.val_list, args.threshold)
+
+
+if __name__ == "__main__":
+    main()

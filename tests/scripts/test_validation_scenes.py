@@ -1,0 +1,46 @@
+"""scripts/validation_scenes.py on real LOL pairs: sample pairs 5 and 6 are two shots of one scene, whose
+references differ in brightness by 16%; pairs 2 and 9 show other scenes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("validation_scenes", REPO / "scripts" / "validation_scenes.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _brightness(name: str) -> float:
+    return float(np.asarray(Image.open(SAMPLE / "high" / name).convert("RGB"), dtype=np.float64).mean() / 255)
+
+
+def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not(tmp_path: Path) -> None:
+    script = _load_script()
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("5.png\n9.png\n")
+
+    scenes, twin_names = script.find_twins(SAMPLE, val_list, threshold=0.95)
+
+    by_name = {scene.name: scene for scene in scenes}
+    assert by_name["5.png"].twins == ("6.png",)
+    assert by_name["5.png"].best_correlation > 0.99
+    expected_gap = abs(np.log(_brightness("5.png") / _brightness("6.png")))
+    assert expected_gap > 0.1
+    assert by_name["5.png"].brightness_gap == pytest.approx(expected_gap, rel=1e-6)
+    assert by_name["9.png"].twins == ()
+    assert by_name["9.png"].best_correlation < 0.5
+    assert np.isnan(by_name["9.png"].brightness_gap)
+    assert twin_names == {"6.png"}
