@@ -7,8 +7,9 @@ reference whose 60x40 grey thumbnail, mean removed, correlates with the validati
 
 ``twins`` prints, for the validation split, how many pairs have a twin, how many training pairs are twins, and
 how far apart in brightness a reference and its twins are. ``score`` runs models on the validation split and
-prints their PSNR on all pairs, on those with a twin and on those without: the last is the only part of the
-split that measures scenes the model has not been trained on.
+prints their PSNR on all pairs, on those with a twin and on those without (the last is the only part of the
+split that measures scenes the model has not been trained on), and each model's mean per-image gain over the
+first one with its standard error: the noise that a difference between two models has to stand out of.
 
 Usage:
   python scripts/validation_scenes.py twins [--list]
@@ -131,6 +132,7 @@ def score(specs: list[str], views: list[int], data: Path, val_list: Path, thresh
         f"validation PSNR (dB): all {len(scenes)} pairs | {has_twin.sum()} with a training twin "
         f"| {(~has_twin).sum()} without"
     )
+    first: dict[int, tuple[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for spec in specs:
             label, path = _model_path(spec, Path(workdir))
@@ -138,11 +140,27 @@ def score(specs: list[str], views: list[int], data: Path, val_list: Path, thresh
             for count in views:
                 _, _, per_image = evaluate_pairs(Enhancer(loaded, tile=None, views=count), arrays)
                 psnr = np.array([value for value, _ in per_image])
-                print(
+                line = (
                     f"{label} ({count} view{'s' if count > 1 else ''}): {psnr.mean():.3f} | "
-                    f"{psnr[has_twin].mean():.3f} | {psnr[~has_twin].mean():.3f}",
-                    flush=True,
+                    f"{psnr[has_twin].mean():.3f} | {psnr[~has_twin].mean():.3f}"
                 )
+                if count in first:
+                    line += "; " + paired_difference(psnr, *first[count], has_twin)
+                else:
+                    first[count] = (label, psnr)
+                print(line, flush=True)
+
+
+def paired_difference(psnr: np.ndarray, base_label: str, base: np.ndarray, has_twin: np.ndarray) -> str:
+    """The mean per-image gain over the first model, with its standard error (the same pairs, so paired)."""
+
+    def gain(mask: np.ndarray) -> str:
+        difference = psnr[mask] - base[mask]
+        error = difference.std(ddof=1) / np.sqrt(difference.size) if difference.size > 1 else float("nan")
+        return f"{difference.mean():+.3f} ± {error:.3f}"
+
+    everything = np.ones_like(has_twin)
+    return f"vs {base_label}: {gain(everything)} | {gain(has_twin)} | {gain(~has_twin)}"
 
 
 def main() -> None:

@@ -44,3 +44,14 @@ def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not
     assert by_name["9.png"].best_correlation < 0.5
     assert np.isnan(by_name["9.png"].brightness_gap)
     assert twin_names == {"6.png"}
+
+
+def test_the_gain_over_the_first_model_is_paired_per_image_with_its_standard_error() -> None:
+    script = _load_script()
+    base = np.array([20.0, 21.0, 22.0, 23.0])
+    psnr = base + np.array([1.0, 2.0, 3.0, 4.0])
+    has_twin = np.array([True, True, False, False])
+
+    line = script.paired_difference(psnr, "v3", base, has_twin)
+
+    assert line == "vs v3: +2.500 ± 0.645 | +1.500 ± 0.500 | +3.500 ± 0.500"
