@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="a JSON TrainConfig (command-line options override it)")
     train.add_argument("--data", help="a folder with low/ and high/")
     train.add_argument("--val-list", help="names of the pairs held out for validation")
+    train.add_argument("--exclude-list", help="names of training pairs to leave out")
     train.add_argument("--arch", help="architecture name (mirnet, mirnet-lite)")
     train.add_argument(
         "--arg",
@@ -194,6 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {
         "data": args.data,
         "val_list": args.val_list,
+        "exclude_list": args.exclude_list,
         "arch": args.arch,
         "out": args.out,
         "steps": args.steps,
@@ -204,6 +206,7 @@ def run_train(args: argparse.Namespace) -> int:
         "learning_rate": args.learning_rate,
         "ssim_weight": args.ssim_weight,
         "exposure_weight": args.exposure_weight,
+        "exposure_jitter": args.exposure_jitter,
         "ema_decay": args.ema_decay,
         "warmup_steps": args.warmup_steps,
         "seed": args.seed,

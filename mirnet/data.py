@@ -31,10 +31,11 @@ def list_pairs(data_dir: str | Path) -> list[Pair]:
     unmatched = sorted(set(low) ^ set(high))
     if unmatched:
         raise ValueError(f"{root}: files without a partner in low/ or high/: {unmatched[:5]}")
-    return [Pair(name, low[name], high[name]) for name in sorted(low, key=_natural_key)]
+    return [Pair(name, low[name], high[name]) for name in sorted(low, key=natural_key)]
 
 
-def _natural_key(name: str) -> tuple:
+def natural_key(name: str) -> tuple:
+    """Sorts 2.png before 10.png."""
     stem = Path(name).stem
     return (0, int(stem), name) if stem.isdigit() else (1, 0, name)
 
@@ -54,6 +55,15 @@ def split_pairs(pairs: list[Pair], validation_names: list[str]) -> tuple[list[Pa
     train = [pair for pair in pairs if pair.name not in wanted]
     validation = [pair for pair in pairs if pair.name in wanted]
     return train, validation
+
+
+def exclude_pairs(pairs: list[Pair], names: list[str]) -> list[Pair]:
+    """``pairs`` without those named; every name must be among them, so a typo cannot leave a pair in."""
+    unwanted = set(names)
+    missing = unwanted - {pair.name for pair in pairs}
+    if missing:
+        raise ValueError(f"names to leave out not found among the training pairs: {sorted(missing)[:5]}")
+    return [pair for pair in pairs if pair.name not in unwanted]
 
 
 def load_pair_arrays(pair: Pair) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,16 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from mirnet.architectures import ARCHITECTURES, build_model, dtype_policy, resolve_arguments
-from mirnet.data import Pair, crop_shape, list_pairs, load_pair_arrays, read_name_list, split_pairs, training_dataset
+from mirnet.data import (
+    Pair,
+    crop_shape,
+    exclude_pairs,
+    list_pairs,
+    load_pair_arrays,
+    read_name_list,
+    split_pairs,
+    training_dataset,
+)
 from mirnet.imageio import to_uint8
 from mirnet.inference import PRECISIONS, Enhancer
 from mirnet.losses import CharbonnierLoss, describe_loss
@@ -48,6 +57,9 @@ class TrainConfig:
     arch: str = "mirnet-lite"
     arguments: dict[str, Any] = field(default_factory=dict)
     val_list: str | None = None
+    # Training pairs left out (names, one a line): e.g. other shots of the validation scenes, so that validation
+    # measures scenes the network has never seen (scripts/validation_scenes.py twins --write).
+    exclude_list: str | None = None
     steps: int = 1000
     val_every: int = 250
     checkpoint_every: int = 50
@@ -142,6 +154,8 @@ class Trainer:
         pairs = list_pairs(config.data)
         names = read_name_list(config.val_list) if config.val_list else []
         self.train_pairs, self.val_pairs = split_pairs(pairs, names)
+        if config.exclude_list:
+            self.train_pairs = exclude_pairs(self.train_pairs, read_name_list(config.exclude_list))
         if config.val_limit is not None:
             self.val_pairs = self.val_pairs[: config.val_limit]
         self._check_config()
@@ -219,6 +233,7 @@ class Trainer:
                 "train_pairs": len(self.train_pairs),
                 "validation_pairs": len(self.val_pairs),
                 "validation_list": self.config.val_list,
+                "excluded_list": self.config.exclude_list,
                 "steps": state["best_step"],
                 "batch_size": self.config.batch_size,
                 "crop_size": self.config.crop_size,

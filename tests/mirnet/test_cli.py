@@ -69,3 +69,23 @@ def test_info_describes_the_model(tiny_lite_path, capsys):
 def test_missing_model_is_a_clear_error(capsys, tmp_path):
     assert main(["info", "--model", str(tmp_path / "none.keras")]) == 2
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_train_options_reach_the_runs_config(tmp_path, lol_sample):
+    """Every training option given on the command line is what the run records (and so what it trains with)."""
+    val_list, exclude_list = tmp_path / "val.txt", tmp_path / "twins.txt"
+    val_list.write_text("5.png\n")
+    exclude_list.write_text("6.png\n")
+    out = tmp_path / "run"
+    code = main([
+        "train", "--data", str(lol_sample), "--out", str(out), "--arch", "mirnet", "--arg", "fold=4",
+        "--arg", "num_rrg=1", "--arg", "num_mrb=1", "--arg", "channels=4", "--val-list", str(val_list),
+        "--exclude-list", str(exclude_list), "--exposure-jitter", "0.5", "--exposure-weight", "1.0",
+        "--ssim-weight", "0.2", "--steps", "1", "--val-every", "1", "--checkpoint-every", "1",
+        "--batch-size", "2", "--crop-size", "32", "--learning-rate", "1e-4", "--warmup-steps", "0", "--seed", "3",
+    ])
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["exclude_list"] == str(exclude_list) and config["val_list"] == str(val_list)
+    assert config["exposure_jitter"] == 0.5 and config["exposure_weight"] == 1.0 and config["ssim_weight"] == 0.2
+    assert config["learning_rate"] == 1e-4 and config["seed"] == 3 and config["crop_size"] == 32

@@ -79,3 +79,4 @@ def test_every_committed_training_config_loads_and_never_touches_eval15(path):
     config = TrainConfig(**json.loads(path.read_text()))  # an unknown or renamed key fails here
     assert "eval15" not in config.data and "eval15" not in (config.val_list or "")
     assert config.val_list is None or config.val_list.endswith("our485-val.txt")
+    assert config.exclude_list is None or (REPO / config.exclude_list).is_file()

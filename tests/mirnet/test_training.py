@@ -11,7 +11,14 @@ import time
 import numpy as np
 import pytest
 
-from mirnet.data import list_pairs, load_validation_arrays, read_name_list, split_pairs, training_dataset
+from mirnet.data import (
+    exclude_pairs,
+    list_pairs,
+    load_validation_arrays,
+    read_name_list,
+    split_pairs,
+    training_dataset,
+)
 from mirnet.losses import CharbonnierLoss
 
 
@@ -99,6 +106,38 @@ def test_split_by_names_and_refuse_unknown_names(lol_sample):
     assert [p.name for p in val] == ["5.png"] and len(train) == 3
     with pytest.raises(ValueError, match="not found"):
         split_pairs(pairs, ["500.png"])
+
+
+def test_exclude_pairs_leaves_the_named_out_and_refuses_unknown_names(lol_sample):
+    train, _ = split_pairs(list_pairs(lol_sample), ["9.png"])
+    assert [p.name for p in exclude_pairs(train, ["6.png"])] == ["2.png", "5.png"]
+    with pytest.raises(ValueError, match="not found among the training pairs"):
+        exclude_pairs(train, ["6.png", "9.png"])  # a validation pair is not a training pair to leave out
+
+
+def test_a_run_with_an_exclude_list_trains_without_those_pairs_and_says_so_in_its_card(tmp_path, lol_sample):
+    """Sample pairs 5 and 6 are two shots of one scene: validating on 5 and leaving 6 out of training makes the
+    validation pair a scene the network has never seen."""
+    from mirnet.models import load_model
+    from mirnet.training import TrainConfig, Trainer
+
+    val_list, exclude_list = tmp_path / "val.txt", tmp_path / "twins.txt"
+    val_list.write_text("5.png\n")
+    exclude_list.write_text("# the other shot of 5.png\n6.png\n")
+    config = TrainConfig(data=str(lol_sample), out=str(tmp_path / "run"), arch="mirnet",
+                         arguments={"fold": 4, "num_rrg": 1, "num_mrb": 1, "channels": 4}, val_list=str(val_list),
+                         exclude_list=str(exclude_list), steps=1, val_every=1, checkpoint_every=1, batch_size=2,
+                         crop_size=32)
+    trainer = Trainer(config, log=lambda _: None)
+    assert [p.name for p in trainer.train_pairs] == ["2.png", "9.png"]
+    assert [p.name for p in trainer.val_pairs] == ["5.png"]
+    trainer.run()
+    training = load_model(tmp_path / "run" / "best.keras").card["training"]
+    assert training["train_pairs"] == 2 and training["excluded_list"] == str(exclude_list)
+
+    exclude_list.write_text("5.png\n")
+    with pytest.raises(ValueError, match="not found among the training pairs"):
+        Trainer(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "other")}))
 
 
 def test_validation_arrays_are_the_named_pairs_whole_in_zero_to_one(lol_sample, tmp_path):
