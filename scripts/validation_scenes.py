@@ -6,13 +6,15 @@ reference whose 60x40 grey thumbnail, mean removed, correlates with the validati
 ``--threshold`` (0.95). Only our485 is read (validation pairs and the training pairs beside them); eval15 never.
 
 ``twins`` prints, for the validation split, how many pairs have a twin, how many training pairs are twins, and
-how far apart in brightness a reference and its twins are. ``score`` runs models on the validation split and
-prints their PSNR on all pairs, on those with a twin and on those without (the last is the only part of the
-split that measures scenes the model has not been trained on), and each model's mean per-image gain over the
-first one with its standard error: the noise that a difference between two models has to stand out of.
+how far apart in brightness a reference and its twins are; ``--write FILE`` also writes the twins' names, one a
+line, for a training config's ``exclude_list`` (a run that leaves them out is validated on unseen scenes only).
+``score`` runs models on the validation split and prints their PSNR on all pairs, on those with a twin and on
+those without (the last is the only part of the split that measures scenes the model has not been trained on),
+and each model's mean per-image gain over the first one with its standard error: the noise that a difference
+between two models has to stand out of.
 
 Usage:
-  python scripts/validation_scenes.py twins [--list]
+  python scripts/validation_scenes.py twins [--list] [--write configs/lists/validation-twins.txt]
   python scripts/validation_scenes.py score v3=7777b12 v4=mirnet/weights/default.keras [--views 1 3]
 
 A model is ``label=path`` (a .keras file with its card beside it) or ``label=commit`` (the packaged default
@@ -44,6 +46,16 @@ class ValidationScene:
     brightness_gap: float  # mean |log(reference mean / twin reference mean)| over the twins; nan without twins
 
 
+@dataclass(frozen=True)
+class TwinSearch:
+    scenes: list[ValidationScene]  # one per validation pair, in the split's order
+    twin_names: set[str]  # the training pairs that are some validation pair's twin
+    train_count: int  # training pairs searched
+
+    def has_twin(self) -> dict[str, bool]:
+        return {scene.name: bool(scene.twins) for scene in self.scenes}
+
+
 def _reference(data: Path, name: str) -> tuple[np.ndarray, float]:
     """A reference's thumbnail (grey, mean removed, unit norm) and its mean brightness."""
     with Image.open(data / "high" / name) as image:
@@ -54,7 +66,7 @@ def _reference(data: Path, name: str) -> tuple[np.ndarray, float]:
     return grey / max(float(np.linalg.norm(grey)), 1e-12), brightness
 
 
-def find_twins(data: Path, val_list: Path, threshold: float) -> tuple[list[ValidationScene], set[str]]:
+def find_twins(data: Path, val_list: Path, threshold: float) -> TwinSearch:
     """Each validation pair with its training twins, and the set of training pairs that are someone's twin."""
     from mirnet.data import list_pairs, read_name_list, split_pairs
 
@@ -77,10 +89,11 @@ def find_twins(data: Path, val_list: Path, threshold: float) -> tuple[list[Valid
             )
         )
         twin_names.update(train_names[i] for i in twins)
-    return scenes, twin_names
+    return TwinSearch(scenes, twin_names, len(training))
 
 
-def print_twins(scenes: list[ValidationScene], twin_names: set[str], train_count: int, listing: bool) -> None:
+def print_twins(search: TwinSearch, listing: bool) -> None:
+    scenes, twin_names, train_count = search.scenes, search.twin_names, search.train_count
     seen = [scene for scene in scenes if scene.twins]
     print(
         f"{len(seen)} of {len(scenes)} validation pairs have a training twin; "
@@ -102,6 +115,19 @@ def print_twins(scenes: list[ValidationScene], twin_names: set[str], train_count
             print(f"{scene.name}\t{scene.best_correlation:.3f}\t{len(scene.twins)}\t{','.join(scene.twins)}")
 
 
+def write_twin_list(search: TwinSearch, path: Path, threshold: float) -> None:
+    """The twins' names, one a line in the data's natural order, under a comment that says how they were found."""
+    from mirnet.data import natural_key
+
+    header = (
+        f"# Training pairs of LOL our485 that are another shot of a validation scene (reference thumbnails\n"
+        f"# correlating above {threshold}): {len(search.twin_names)} of {search.train_count}.\n"
+        f"# Written by: python scripts/validation_scenes.py twins --write {path}\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "".join(f"{name}\n" for name in sorted(search.twin_names, key=natural_key)))
+
+
 def _model_path(spec: str, workdir: Path) -> tuple[str, Path]:
     label, _, where = spec.partition("=")
     if not where:
@@ -120,16 +146,17 @@ def _model_path(spec: str, workdir: Path) -> tuple[str, Path]:
 
 
 def score(specs: list[str], views: list[int], data: Path, val_list: Path, threshold: float) -> None:
-    from mirnet.data import load_validation_arrays
+    from mirnet.data import list_pairs, load_pair_arrays, read_name_list, split_pairs
     from mirnet.inference import Enhancer
     from mirnet.models import load_model
     from mirnet.training import evaluate_pairs
 
-    scenes, _ = find_twins(data, val_list, threshold)
-    has_twin = np.array([bool(scene.twins) for scene in scenes])
-    arrays = load_validation_arrays(data, val_list)
+    twin_of = find_twins(data, val_list, threshold).has_twin()
+    _, validation = split_pairs(list_pairs(data), read_name_list(val_list))
+    has_twin = np.array([twin_of[pair.name] for pair in validation])  # in the order the arrays are scored
+    arrays = [load_pair_arrays(pair) for pair in validation]
     print(
-        f"validation PSNR (dB): all {len(scenes)} pairs | {has_twin.sum()} with a training twin "
+        f"validation PSNR (dB): all {len(validation)} pairs | {has_twin.sum()} with a training twin "
         f"| {(~has_twin).sum()} without"
     )
     first: dict[int, tuple[str, np.ndarray]] = {}
@@ -171,14 +198,17 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     twins = commands.add_parser("twins", help="count validation pairs with training twins")
     twins.add_argument("--list", action="store_true", help="one line per validation pair")
+    twins.add_argument("--write", type=Path, help="write the twins' names here (a training exclude_list)")
     scoring = commands.add_parser("score", help="validation PSNR of models, with and without twins")
     scoring.add_argument("models", nargs="+", help="label=path.keras or label=commit")
     scoring.add_argument("--views", type=int, nargs="+", default=[1, 3])
     args = parser.parse_args()
     if args.command == "twins":
-        scenes, twin_names = find_twins(args.data, args.val_list, args.threshold)
-        train_count = len(list((args.data / "low").glob("*.png"))) - len(scenes)
-        print_twins(scenes, twin_names, train_count, args.list)
+        search = find_twins(args.data, args.val_list, args.threshold)
+        print_twins(search, args.list)
+        if args.write:
+            write_twin_list(search, args.write, args.threshold)
+            print(f"wrote {len(search.twin_names)} names to {args.write}")
     else:
         score(args.models, args.views, args.data, args.val_list, args.threshold)
 

@@ -32,9 +32,9 @@ def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not
     val_list = tmp_path / "val.txt"
     val_list.write_text("5.png\n9.png\n")
 
-    scenes, twin_names = script.find_twins(SAMPLE, val_list, threshold=0.95)
+    search = script.find_twins(SAMPLE, val_list, threshold=0.95)
 
-    by_name = {scene.name: scene for scene in scenes}
+    by_name = {scene.name: scene for scene in search.scenes}
     assert by_name["5.png"].twins == ("6.png",)
     assert by_name["5.png"].best_correlation > 0.99
     expected_gap = abs(np.log(_brightness("5.png") / _brightness("6.png")))
@@ -43,7 +43,15 @@ def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not
     assert by_name["9.png"].twins == ()
     assert by_name["9.png"].best_correlation < 0.5
     assert np.isnan(by_name["9.png"].brightness_gap)
-    assert twin_names == {"6.png"}
+    assert search.twin_names == {"6.png"} and search.train_count == 2
+    assert search.has_twin() == {"5.png": True, "9.png": False}
+
+    written = tmp_path / "lists" / "twins.txt"
+    script.write_twin_list(search, written, threshold=0.95)
+    from mirnet.data import read_name_list
+
+    assert read_name_list(written) == ["6.png"]  # what a training config's exclude_list reads
+    assert "1 of 2" in written.read_text()
 
 
 def test_the_gain_over_the_first_model_is_paired_per_image_with_its_standard_error() -> None:
