@@ -46,24 +46,24 @@ def read_name_list(path: str | Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def _partition(pairs: list[Pair], names: list[str], what: str, among: str) -> tuple[list[Pair], list[Pair]]:
+    """(pairs not named, pairs named); every name must be among ``pairs``, or a typo would pass silently."""
+    named = set(names)
+    missing = named - {pair.name for pair in pairs}
+    if missing:
+        raise ValueError(f"{what} not found among the {among}: {sorted(missing, key=natural_key)[:5]}")
+    return [pair for pair in pairs if pair.name not in named], [pair for pair in pairs if pair.name in named]
+
+
 def split_pairs(pairs: list[Pair], validation_names: list[str]) -> tuple[list[Pair], list[Pair]]:
     """(training, validation); every validation name must exist, so a typo cannot leak data into training."""
-    wanted = set(validation_names)
-    missing = wanted - {pair.name for pair in pairs}
-    if missing:
-        raise ValueError(f"validation names not found among the pairs: {sorted(missing)[:5]}")
-    train = [pair for pair in pairs if pair.name not in wanted]
-    validation = [pair for pair in pairs if pair.name in wanted]
-    return train, validation
+    return _partition(pairs, validation_names, "validation names", "pairs")
 
 
 def exclude_pairs(pairs: list[Pair], names: list[str]) -> list[Pair]:
     """``pairs`` without those named; every name must be among them, so a typo cannot leave a pair in."""
-    unwanted = set(names)
-    missing = unwanted - {pair.name for pair in pairs}
-    if missing:
-        raise ValueError(f"names to leave out not found among the training pairs: {sorted(missing)[:5]}")
-    return [pair for pair in pairs if pair.name not in unwanted]
+    kept, _ = _partition(pairs, names, "names to leave out", "training pairs")
+    return kept
 
 
 def load_pair_arrays(pair: Pair) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -36,6 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "lol-train"
 VAL_LIST = REPO.parent / "shared" / "data" / "lol" / "our485-val.txt"
 THUMBNAIL = (60, 40)
+
+if TYPE_CHECKING:
+    from mirnet.data import Pair
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class TwinSearch:
     scenes: list[ValidationScene]  # one per validation pair, in the split's order
     twin_names: set[str]  # the training pairs that are some validation pair's twin
     train_count: int  # training pairs searched
+    validation: list[Pair]  # the validation pairs, in the order of ``scenes``
 
     def has_twin(self) -> dict[str, bool]:
         return {scene.name: bool(scene.twins) for scene in self.scenes}
@@ -89,7 +94,7 @@ def find_twins(data: Path, val_list: Path, threshold: float) -> TwinSearch:
             )
         )
         twin_names.update(train_names[i] for i in twins)
-    return TwinSearch(scenes, twin_names, len(training))
+    return TwinSearch(scenes, twin_names, len(training), validation)
 
 
 def print_twins(search: TwinSearch, listing: bool) -> None:
@@ -146,13 +151,14 @@ def _model_path(spec: str, workdir: Path) -> tuple[str, Path]:
 
 
 def score(specs: list[str], views: list[int], data: Path, val_list: Path, threshold: float) -> None:
-    from mirnet.data import list_pairs, load_pair_arrays, read_name_list, split_pairs
+    from mirnet.data import load_pair_arrays
     from mirnet.inference import Enhancer
     from mirnet.models import load_model
     from mirnet.training import evaluate_pairs
 
-    twin_of = find_twins(data, val_list, threshold).has_twin()
-    _, validation = split_pairs(list_pairs(data), read_name_list(val_list))
+    search = find_twins(data, val_list, threshold)
+    validation = search.validation
+    twin_of = search.has_twin()
     has_twin = np.array([twin_of[pair.name] for pair in validation])  # in the order the arrays are scored
     arrays = [load_pair_arrays(pair) for pair in validation]
     print(
