@@ -21,21 +21,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _validation_scenes():
-    spec = importlib.util.spec_from_file_location("validation_scenes", REPO / "scripts" / "validation_scenes.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def log_brightness(image: np.ndarray) -> float:
@@ -67,6 +57,7 @@ def main() -> None:
     parser.add_argument("--val-list", type=Path, default=REPO.parent / "shared" / "data" / "lol" / "our485-val.txt")
     args = parser.parse_args()
 
+    import validation_scenes as scenes  # beside this script, which Python puts first on sys.path
     from tqdm import tqdm
 
     from mirnet.evaluation import gt_mean_psnr
@@ -75,7 +66,6 @@ def main() -> None:
     from mirnet.metrics import psnr, ssim
     from mirnet.models import load_model
 
-    scenes = _validation_scenes()
     search = scenes.find_twins(args.data, args.val_list, threshold=0.95)
     twin_of = search.has_twin()
     has_twin = np.array([twin_of[pair.name] for pair in search.validation])

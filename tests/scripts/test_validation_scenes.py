@@ -3,24 +3,16 @@ references differ in brightness by 16%; pairs 2 and 9 show other scenes."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.scripts.loading import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("validation_scenes", REPO / "scripts" / "validation_scenes.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _brightness(name: str) -> float:
@@ -28,7 +20,7 @@ def _brightness(name: str) -> float:
 
 
 def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not(tmp_path: Path) -> None:
-    script = _load_script()
+    script = load_script("validation_scenes")
     val_list = tmp_path / "val.txt"
     val_list.write_text("5.png\n9.png\n")
 
@@ -56,7 +48,7 @@ def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not
 
 
 def test_the_gain_over_the_first_model_is_paired_per_image_with_its_standard_error() -> None:
-    script = _load_script()
+    script = load_script("validation_scenes")
     base = np.array([20.0, 21.0, 22.0, 23.0])
     psnr = base + np.array([1.0, 2.0, 3.0, 4.0])
     has_twin = np.array([True, True, False, False])
