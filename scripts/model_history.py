@@ -22,6 +22,7 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
+from svg_chart import frame, legend_entry, open_svg
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGED = ["v1=29425ee", "v2=6938002", "v3=7777b12", "v4=1648c8c"]
@@ -103,12 +104,8 @@ def svg(versions: list[Version]) -> str:
         path = " ".join(f"{sx(i):.1f},{sy(value):.1f}" for i, value in enumerate(points))
         return f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="{width}"/>'
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" '
-        'font-size="12">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{LEFT}" y="18">PSNR of the packaged models: each eval15 image, their mean, and validation</text>',
-    ]
+    title = "PSNR of the packaged models: each eval15 image, their mean, and validation"
+    parts = open_svg(WIDTH, HEIGHT, title, LEFT, 18)
     for value in range(y_min, y_max + 1, 2):
         y = f"{sy(value):.1f}"
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y}" y2="{y}" stroke="#ddd"/>')
@@ -117,9 +114,7 @@ def svg(versions: list[Version]) -> str:
         parts.append(
             f'<text x="{sx(index):.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">{escape(version.label)}</text>'
         )
-    parts.append(f'<text x="14" y="{TOP + plot_h / 2}" transform="rotate(-90 14 {TOP + plot_h / 2})" '
-                 'text-anchor="middle">PSNR (dB)</text>')
-    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>')
+    parts += frame(LEFT, TOP, plot_w, plot_h, "PSNR (dB)")
     for name in names:
         points = [version.eval15[name]["psnr"] for version in versions]
         parts.append(polyline(points, "#bbb", 1))
@@ -133,10 +128,7 @@ def svg(versions: list[Version]) -> str:
         ("#bbb", "one eval15 image"),
     ]
     for index, (colour, text) in enumerate(legend):
-        y = TOP + 14 + index * 18
-        parts.append(f'<line x1="{WIDTH - RIGHT + 56}" x2="{WIDTH - RIGHT + 76}" y1="{y - 4}" y2="{y - 4}" '
-                     f'stroke="{colour}" stroke-width="3"/>')
-        parts.append(f'<text x="{WIDTH - RIGHT + 82}" y="{y}">{escape(text)}</text>')
+        parts += legend_entry(WIDTH - RIGHT + 56, TOP + 14 + index * 18, colour, text)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

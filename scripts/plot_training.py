@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-from html import escape
 from pathlib import Path
+
+from svg_chart import frame, legend_entry, open_svg
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 760, 420, 60, 220, 20, 50
@@ -58,12 +59,7 @@ def svg(curves: dict[str, list[tuple[float, float]]], title: str) -> str:
     def sy(y: float) -> float:
         return TOP + (y_max - y) / (y_max - y_min) * plot_h
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" '
-        'font-size="12">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{LEFT}" y="14">{escape(title)}</text>',
-    ]
+    parts = open_svg(WIDTH, HEIGHT, title, LEFT, 14)
     for y in range(y_min, y_max + 1):
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#ddd"/>')
         parts.append(f'<text x="{LEFT - 8}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
@@ -74,19 +70,14 @@ def svg(curves: dict[str, list[tuple[float, float]]], title: str) -> str:
         tick += step
     parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">training hours (2 CPU cores)'
                  "</text>")
-    parts.append(f'<text x="14" y="{TOP + plot_h / 2}" transform="rotate(-90 14 {TOP + plot_h / 2})" '
-                 'text-anchor="middle">validation PSNR (dB)</text>')
-    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>')
+    parts += frame(LEFT, TOP, plot_w, plot_h, "validation PSNR (dB)")
     for index, (name, curve) in enumerate(curves.items()):
         colour = COLOURS[index % len(COLOURS)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in curve)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for x, y in curve:
             parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>')
-        legend_y = TOP + 14 + index * 18
-        parts.append(f'<line x1="{WIDTH - RIGHT + 12}" x2="{WIDTH - RIGHT + 32}" y1="{legend_y - 4}" '
-                     f'y2="{legend_y - 4}" stroke="{colour}" stroke-width="3"/>')
-        parts.append(f'<text x="{WIDTH - RIGHT + 38}" y="{legend_y}">{escape(name)}</text>')
+        parts += legend_entry(WIDTH - RIGHT + 12, TOP + 14 + index * 18, colour, name)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
