@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--{name}", type=kind)
     train.add_argument("--init-from", help="start from the weights of this .keras file")
     train.add_argument(
+        "--pixel-loss",
+        choices=["charbonnier", "rmse"],
+        help="the pixel term of the loss: charbonnier (L1-like, default) or rmse (each image's RMSE, as PSNR measures)",
+    )
+    train.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
         help="compute in bf16 with fp32 weights (faster on CPUs with AMX); validation and saved models are fp32",
@@ -204,6 +209,7 @@ def run_train(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "crop_size": args.crop_size,
         "learning_rate": args.learning_rate,
+        "pixel_loss": args.pixel_loss,
         "ssim_weight": args.ssim_weight,
         "exposure_weight": args.exposure_weight,
         "exposure_jitter": args.exposure_jitter,

@@ -8,10 +8,18 @@ from keras import ops
 
 from mirnet.layers import PACKAGE
 
+PIXEL_LOSSES = ("charbonnier", "rmse")
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class CharbonnierLoss(keras.losses.Loss):
-    """mean(sqrt((y - x)^2 + eps^2)): an L1 that is smooth at zero, as MIRNet trains with.
+
+# Registered under the name older checkpoints were saved with, so that their runs still resume.
+@keras.saving.register_keras_serializable(package=PACKAGE, name="CharbonnierLoss")
+class RestorationLoss(keras.losses.Loss):
+    """A pixel term per image, plus optional structure and exposure terms.
+
+    The pixel term is ``pixel="charbonnier"``, mean(sqrt((y - x)^2 + eps^2)), an L1 that is smooth at zero, as
+    MIRNet trains with; or ``pixel="rmse"``, sqrt(mean((y - x)^2) + eps^2), each image's root-mean-square error:
+    what PSNR measures (PSNR = 20 log10(1 / RMSE)), on the same scale as the Charbonnier term. An L1-like term
+    pulls towards the median residual, a squared one towards the mean, which is what PSNR rewards.
 
     With ``ssim_weight`` > 0 the loss adds ``ssim_weight * (1 - SSIM)``, SSIM computed as in the evaluation
     (11-px Gaussian window, sigma 1.5, on [0, 1] images): the pixel term fixes brightness and colour, the SSIM term
@@ -28,10 +36,14 @@ class CharbonnierLoss(keras.losses.Loss):
         epsilon: float = 1e-3,
         ssim_weight: float = 0.0,
         exposure_weight: float = 0.0,
-        name: str = "charbonnier",
+        pixel: str = "charbonnier",
+        name: str = "restoration",
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
+        if pixel not in PIXEL_LOSSES:
+            raise ValueError(f"pixel loss must be one of {PIXEL_LOSSES}, not {pixel!r}")
+        self.pixel = pixel
         self.epsilon = epsilon
         self.ssim_weight = ssim_weight
         self.exposure_weight = exposure_weight
@@ -39,7 +51,10 @@ class CharbonnierLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
         diff = y_pred - y_true
-        loss = ops.mean(ops.sqrt(ops.square(diff) + self.epsilon**2), axis=(1, 2, 3))
+        if self.pixel == "rmse":
+            loss = ops.sqrt(ops.mean(ops.square(diff), axis=(1, 2, 3)) + self.epsilon**2)
+        else:
+            loss = ops.mean(ops.sqrt(ops.square(diff) + self.epsilon**2), axis=(1, 2, 3))
         if self.ssim_weight:
             structural = tf.image.ssim(tf.clip_by_value(y_pred, 0.0, 1.0), y_true, max_val=1.0)
             loss = loss + self.ssim_weight * (1.0 - structural)
@@ -54,12 +69,13 @@ class CharbonnierLoss(keras.losses.Loss):
             "epsilon": self.epsilon,
             "ssim_weight": self.ssim_weight,
             "exposure_weight": self.exposure_weight,
+            "pixel": self.pixel,
         }
 
 
-def describe_loss(ssim_weight: float, exposure_weight: float) -> str:
+def describe_loss(ssim_weight: float, exposure_weight: float, pixel: str = "charbonnier") -> str:
     """The loss as a model card states it."""
-    terms = ["charbonnier"]
+    terms = [pixel]
     if ssim_weight:
         terms.append(f"{ssim_weight:g} * (1 - SSIM)")
     if exposure_weight:

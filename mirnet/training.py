@@ -39,7 +39,7 @@ from mirnet.data import (
 )
 from mirnet.imageio import to_uint8
 from mirnet.inference import PRECISIONS, Enhancer
-from mirnet.losses import CharbonnierLoss, describe_loss
+from mirnet.losses import RestorationLoss, describe_loss
 from mirnet.metrics import psnr, ssim
 from mirnet.models import LoadedModel, save_model
 from mirnet.weight_average import WeightAverage, check_decay
@@ -66,7 +66,8 @@ class TrainConfig:
     batch_size: int = 8
     crop_size: int | list[int] = 128  # one side, or [height, width]
     learning_rate: float = 2e-4
-    ssim_weight: float = 0.0  # loss = Charbonnier + ssim_weight * (1 - SSIM)
+    pixel_loss: str = "charbonnier"  # or "rmse": each image's root-mean-square error (mirnet.losses)
+    ssim_weight: float = 0.0  # loss = pixel term + ssim_weight * (1 - SSIM)
     exposure_weight: float = 0.0  # ... + exposure_weight * |error of each image's mean colour|
     exposure_jitter: float = 0.0  # vary the dark input's gain by up to this many stops (mirnet.data)
     min_learning_rate: float = 1e-6
@@ -118,7 +119,9 @@ def build_for_training(config: TrainConfig) -> keras.Model:
     model = build_model(config.arch, policy=PRECISIONS[config.precision], **arguments)
     if config.init_from:
         model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
-    loss = CharbonnierLoss(ssim_weight=config.ssim_weight, exposure_weight=config.exposure_weight)
+    loss = RestorationLoss(
+        ssim_weight=config.ssim_weight, exposure_weight=config.exposure_weight, pixel=config.pixel_loss
+    )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config)), loss=loss)
     return model
 
@@ -238,7 +241,8 @@ class Trainer:
                 "batch_size": self.config.batch_size,
                 "crop_size": self.config.crop_size,
                 "learning_rate": self.config.learning_rate,
-                "loss": describe_loss(self.config.ssim_weight, self.config.exposure_weight),
+                "loss": describe_loss(self.config.ssim_weight, self.config.exposure_weight, self.config.pixel_loss),
+                "pixel_loss": self.config.pixel_loss,
                 "ssim_weight": self.config.ssim_weight,
                 "exposure_weight": self.config.exposure_weight,
                 "exposure_jitter": self.config.exposure_jitter,

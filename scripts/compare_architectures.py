@@ -60,11 +60,11 @@ def seconds_per_step(arch: str, arguments: dict, repeats: int = 3) -> float:
     import tensorflow as tf
 
     from mirnet.architectures import build_model
-    from mirnet.losses import CharbonnierLoss
+    from mirnet.losses import RestorationLoss
     from mirnet.training import _make_train_step
 
     model = build_model(arch, **arguments)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=CharbonnierLoss(ssim_weight=RECIPE["ssim_weight"]))
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=RestorationLoss(ssim_weight=RECIPE["ssim_weight"]))
     step = _make_train_step(model)
     shape = (RECIPE["batch_size"], RECIPE["crop_size"], RECIPE["crop_size"], 3)
     low, high = tf.random.uniform(shape), tf.random.uniform(shape)

@@ -265,11 +265,13 @@ def _fine_tune(
 RECIPE_KEYS = ("ssim_weight", "exposure_weight", "exposure_jitter")
 
 
-def _trained_recipe(model_path: Path) -> dict[str, float]:
+def _trained_recipe(model_path: Path) -> dict[str, float | str]:
     """Fine-tune with the loss and input-exposure jitter the active model was trained with, as its card records
     (Charbonnier alone, no jitter, where the card predates them)."""
     training = json.loads(model_path.with_suffix(".json").read_text()).get("training", {})
-    return {key: float(training.get(key) or 0.0) for key in RECIPE_KEYS}
+    recipe: dict[str, float | str] = {key: float(training.get(key) or 0.0) for key in RECIPE_KEYS}
+    recipe["pixel_loss"] = training.get("pixel_loss") or "charbonnier"
+    return recipe
 
 
 def _smallest_side(data: Path) -> tuple[int, ...]:

@@ -81,7 +81,7 @@ def test_train_options_reach_the_runs_config(tmp_path, lol_sample):
         "train", "--data", str(lol_sample), "--out", str(out), "--arch", "mirnet", "--arg", "fold=4",
         "--arg", "num_rrg=1", "--arg", "num_mrb=1", "--arg", "channels=4", "--val-list", str(val_list),
         "--exclude-list", str(exclude_list), "--exposure-jitter", "0.5", "--exposure-weight", "1.0",
-        "--ssim-weight", "0.2", "--steps", "1", "--val-every", "1", "--checkpoint-every", "1",
+        "--ssim-weight", "0.2", "--pixel-loss", "rmse", "--steps", "1", "--val-every", "1", "--checkpoint-every", "1",
         "--batch-size", "2", "--crop-size", "32", "--learning-rate", "1e-4", "--warmup-steps", "0", "--seed", "3",
     ])
     assert code == 0
@@ -89,3 +89,4 @@ def test_train_options_reach_the_runs_config(tmp_path, lol_sample):
     assert config["exclude_list"] == str(exclude_list) and config["val_list"] == str(val_list)
     assert config["exposure_jitter"] == 0.5 and config["exposure_weight"] == 1.0 and config["ssim_weight"] == 0.2
     assert config["learning_rate"] == 1e-4 and config["seed"] == 3 and config["crop_size"] == 32
+    assert config["pixel_loss"] == "rmse"

@@ -19,14 +19,14 @@ from mirnet.data import (
     split_pairs,
     training_dataset,
 )
-from mirnet.losses import CharbonnierLoss
+from mirnet.losses import RestorationLoss
 
 
 def test_charbonnier_matches_its_definition(rng):
     a = rng.random((2, 4, 4, 3), dtype=np.float32)
     b = rng.random((2, 4, 4, 3), dtype=np.float32)
     expected = np.mean(np.sqrt((a - b) ** 2 + 1e-6))
-    assert float(CharbonnierLoss()(a, b)) == pytest.approx(expected, rel=1e-5)
+    assert float(RestorationLoss()(a, b)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_ssim_term_adds_the_weighted_structural_dissimilarity(rng):
@@ -34,38 +34,53 @@ def test_ssim_term_adds_the_weighted_structural_dissimilarity(rng):
 
     high = rng.random((1, 48, 48, 3), dtype=np.float32)
     low = np.clip(high + rng.normal(0, 0.1, high.shape), 0, 1).astype(np.float32)
-    plain = float(CharbonnierLoss()(high, low))
-    weighted = float(CharbonnierLoss(ssim_weight=0.5)(high, low))
+    plain = float(RestorationLoss()(high, low))
+    weighted = float(RestorationLoss(ssim_weight=0.5)(high, low))
     reference = structural_similarity(
         high[0], low[0], data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
         use_sample_covariance=False,
     )
     assert weighted - plain == pytest.approx(0.5 * (1 - reference), abs=2e-3)
-    assert float(CharbonnierLoss(ssim_weight=0.5)(high, high)) == pytest.approx(1e-3, abs=1e-4)
+    assert float(RestorationLoss(ssim_weight=0.5)(high, high)) == pytest.approx(1e-3, abs=1e-4)
 
 
 def test_exposure_term_adds_the_weighted_error_of_each_images_mean_colour(rng):
     high = rng.random((2, 16, 16, 3), dtype=np.float32)
     # Image 0 too dark by 0.1 in every channel, image 1 with its pixels shuffled: same means, no exposure error.
     low = np.stack([high[0] - 0.1, rng.permuted(high[1].reshape(-1, 3), axis=0).reshape(16, 16, 3)])
-    loss = CharbonnierLoss(exposure_weight=2.0, reduction=None)
-    per_image = np.asarray(loss(high, low)) - np.asarray(CharbonnierLoss(reduction=None)(high, low))
+    loss = RestorationLoss(exposure_weight=2.0, reduction=None)
+    per_image = np.asarray(loss(high, low)) - np.asarray(RestorationLoss(reduction=None)(high, low))
     assert per_image == pytest.approx([2.0 * 0.1, 0.0], abs=1e-5)
 
 
 def test_exposure_term_is_signed_per_channel_before_its_absolute_value(rng):
     high = rng.random((1, 8, 8, 3), dtype=np.float32)
     shifted = high + np.array([0.1, -0.1, 0.0], dtype=np.float32)  # red too bright, green too dark
-    extra = float(CharbonnierLoss(exposure_weight=1.0)(high, shifted)) - float(CharbonnierLoss()(high, shifted))
+    extra = float(RestorationLoss(exposure_weight=1.0)(high, shifted)) - float(RestorationLoss()(high, shifted))
     assert extra == pytest.approx((0.1 + 0.1 + 0.0) / 3, abs=1e-5)
+
+
+def test_rmse_pixel_term_is_each_images_root_mean_square_error(rng):
+    high = rng.random((2, 8, 8, 3), dtype=np.float32)
+    low = high.copy()
+    low[0, :2] += 0.3  # a quarter of image 0 off by 0.3: RMSE 0.15, where an L1 would give 0.075
+    per_image = np.asarray(RestorationLoss(pixel="rmse", epsilon=0.0, reduction=None)(high, low))
+    assert per_image == pytest.approx([0.15, 0.0], abs=1e-5)
+    charbonnier = np.asarray(RestorationLoss(epsilon=0.0, reduction=None)(high, low))
+    assert charbonnier == pytest.approx([0.075, 0.0], abs=1e-5)
+
+
+def test_an_unknown_pixel_term_is_refused():
+    with pytest.raises(ValueError, match="pixel loss must be one of"):
+        RestorationLoss(pixel="l3")
 
 
 def test_loss_weights_survive_serialization():
     import keras
 
-    loss = CharbonnierLoss(ssim_weight=0.2, exposure_weight=1.0)
+    loss = RestorationLoss(ssim_weight=0.2, exposure_weight=1.0, pixel="rmse")
     again = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert (again.ssim_weight, again.exposure_weight) == (0.2, 1.0)
+    assert (again.ssim_weight, again.exposure_weight, again.pixel) == (0.2, 1.0, "rmse")
 
 
 def test_describe_loss_names_each_weighted_term():
@@ -74,6 +89,7 @@ def test_describe_loss_names_each_weighted_term():
     assert describe_loss(0.0, 0.0) == "charbonnier"
     assert describe_loss(0.2, 0.0) == "charbonnier + 0.2 * (1 - SSIM)"
     assert describe_loss(0.2, 1.0) == "charbonnier + 0.2 * (1 - SSIM) + 1 * |mean colour error|"
+    assert describe_loss(0.2, 1.0, "rmse") == "rmse + 0.2 * (1 - SSIM) + 1 * |mean colour error|"
 
 
 def test_crops_must_fit_where_the_architecture_drops_resolution(tmp_path, lol_sample):

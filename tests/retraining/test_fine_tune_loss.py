@@ -15,17 +15,18 @@ def _model_with_card(folder: Path, training: dict) -> Path:
 
 
 def test_the_cards_loss_weights_and_exposure_jitter_carry_over(tmp_path: Path) -> None:
-    card = {"ssim_weight": 0.2, "exposure_weight": 1.0, "exposure_jitter": 1.0, "seed": 4}
+    card = {"ssim_weight": 0.2, "exposure_weight": 1.0, "exposure_jitter": 1.0, "pixel_loss": "rmse", "seed": 4}
     assert _trained_recipe(_model_with_card(tmp_path, card)) == {
         "ssim_weight": 0.2,
         "exposure_weight": 1.0,
         "exposure_jitter": 1.0,
+        "pixel_loss": "rmse",
     }
 
 
 def test_a_card_from_before_the_weights_existed_means_charbonnier_alone(tmp_path: Path) -> None:
     recipe = _trained_recipe(_model_with_card(tmp_path, {}))
-    assert recipe == {"ssim_weight": 0.0, "exposure_weight": 0.0, "exposure_jitter": 0.0}
+    assert recipe == {"ssim_weight": 0.0, "exposure_weight": 0.0, "exposure_jitter": 0.0, "pixel_loss": "charbonnier"}
 
 
 def test_the_packaged_card_records_its_loss_weights() -> None:
