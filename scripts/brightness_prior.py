@@ -38,16 +38,6 @@ def shrink_brightness(image: np.ndarray, alpha: float, target: float) -> np.ndar
     return np.clip(image * gain, 0.0, 1.0)
 
 
-def training_target(data: Path, val_list: Path) -> tuple[float, float]:
-    """Mean and spread (std) of the training references' log mean brightness."""
-    from mirnet.data import list_pairs, read_name_list, split_pairs
-    from mirnet.imageio import load_rgb_uint8
-
-    training, _ = split_pairs(list_pairs(data), read_name_list(val_list))
-    logs = np.array([log_brightness(load_rgb_uint8(str(pair.high)) / 255.0) for pair in training])
-    return float(logs.mean()), float(logs.std())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=REPO / "mirnet" / "weights" / "default.keras")
@@ -69,7 +59,8 @@ def main() -> None:
     search = scenes.find_twins(args.data, args.val_list, threshold=0.95)
     twin_of = search.has_twin()
     has_twin = np.array([twin_of[pair.name] for pair in search.validation])
-    target, spread = training_target(args.data, args.val_list)
+    training_logs = np.log(np.maximum(search.train_brightness, 1e-6))
+    target, spread = float(training_logs.mean()), float(training_logs.std())
     print(f"training references: mean log brightness {target:.3f} (mean {np.exp(target):.3f}), spread {spread:.3f}")
 
     enhancer = Enhancer(load_model(args.model), tile=None, views=args.views)
@@ -79,15 +70,15 @@ def main() -> None:
         references.append(load_rgb_uint8(str(pair.high)))
         outputs.append(enhancer.enhance(low))
 
-    pairs = list(zip(outputs, references, strict=True))
-    errors = np.array([log_brightness(out) - log_brightness(ref / 255.0) for out, ref in pairs])
-    to_target = np.array([target - log_brightness(ref / 255.0) for ref in references])
+    reference_logs = np.array([log_brightness(ref / 255.0) for ref in references])
+    errors = np.array([log_brightness(out) for out in outputs]) - reference_logs
+    to_target = target - reference_logs
     print(
         f"mean |log brightness error|: model {np.abs(errors).mean():.3f}, the training mean alone "
         f"{np.abs(to_target).mean():.3f}; correlation of the model's error with the reference's offset from the "
         f"training mean: {np.corrcoef(errors, to_target)[0, 1]:.3f}"
     )
-    ceiling = np.array([gt_mean_psnr(to_uint8(out), ref) for out, ref in pairs])
+    ceiling = np.array([gt_mean_psnr(to_uint8(out), ref) for out, ref in zip(outputs, references, strict=True)])
     print(
         f"GT-mean PSNR (not the standard metric; the ceiling of a global correction): {ceiling.mean():.3f} | "
         f"{ceiling[has_twin].mean():.3f} | {ceiling[~has_twin].mean():.3f}"
@@ -99,8 +90,7 @@ def main() -> None:
     base = None
     for alpha in args.alphas:
         shrunk = [to_uint8(shrink_brightness(out, alpha, target)) for out in outputs]
-        psnrs = np.array([psnr(out, ref) for out, ref in zip(shrunk, references, strict=True)])
-        ssims = np.array([ssim(out, ref) for out, ref in zip(shrunk, references, strict=True)])
+        psnrs, ssims = np.array([(psnr(o, r), ssim(o, r)) for o, r in zip(shrunk, references, strict=True)]).T
         line = (
             f"alpha {alpha:.2f}: PSNR {psnrs.mean():.3f} | {psnrs[has_twin].mean():.3f} | "
             f"{psnrs[~has_twin].mean():.3f}; SSIM {ssims.mean():.4f}"

@@ -56,6 +56,7 @@ class TwinSearch:
     twin_names: set[str]  # the training pairs that are some validation pair's twin
     train_count: int  # training pairs searched
     validation: list[Pair]  # the validation pairs, in the order of ``scenes``
+    train_brightness: np.ndarray  # each training reference's mean brightness, in [0, 1]
 
     def has_twin(self) -> dict[str, bool]:
         return {scene.name: bool(scene.twins) for scene in self.scenes}
@@ -94,7 +95,8 @@ def find_twins(data: Path, val_list: Path, threshold: float) -> TwinSearch:
             )
         )
         twin_names.update(train_names[i] for i in twins)
-    return TwinSearch(scenes, twin_names, len(training), validation)
+    brightness = np.array([b for _, b in train_refs])
+    return TwinSearch(scenes, twin_names, len(training), validation, brightness)
 
 
 def print_twins(search: TwinSearch, listing: bool) -> None:

@@ -38,6 +38,7 @@ def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not
     assert search.twin_names == {"6.png"} and search.train_count == 2
     assert search.has_twin() == {"5.png": True, "9.png": False}
     assert [pair.name for pair in search.validation] == [scene.name for scene in search.scenes] == ["5.png", "9.png"]
+    assert search.train_brightness == pytest.approx([_brightness("2.png"), _brightness("6.png")], rel=1e-9)
 
     written = tmp_path / "lists" / "twins.txt"
     script.write_twin_list(search, written, threshold=0.95)
