@@ -28,8 +28,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+def log_of_mean(mean: float | np.ndarray) -> np.ndarray:
+    """The log of a mean brightness (or of several), kept finite for a black image."""
+    return np.log(np.maximum(mean, 1e-6))
+
+
 def log_brightness(image: np.ndarray) -> float:
-    return float(np.log(max(float(image.mean()), 1e-6)))
+    return float(log_of_mean(float(image.mean())))
 
 
 def shrink_brightness(image: np.ndarray, alpha: float, target: float) -> np.ndarray:
@@ -59,7 +64,7 @@ def main() -> None:
     search = scenes.find_twins(args.data, args.val_list, threshold=0.95)
     twin_of = search.has_twin()
     has_twin = np.array([twin_of[pair.name] for pair in search.validation])
-    training_logs = np.log(np.maximum(search.train_brightness, 1e-6))
+    training_logs = log_of_mean(search.train_brightness)
     target, spread = float(training_logs.mean()), float(training_logs.std())
     print(f"training references: mean log brightness {target:.3f} (mean {np.exp(target):.3f}), spread {spread:.3f}")
 
