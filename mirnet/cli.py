@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mirnet.choices import DEFAULT_PIXEL_LOSS, PIXEL_LOSSES, PRECISIONS
 from mirnet.imageio import ImageLimits
 
 
 def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> None:
     parser.add_argument("--model", default=None, help="a packaged model name or a .keras file (default: packaged)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="inference precision")
     parser.add_argument(
         "--tile",
         type=int,
@@ -102,12 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", help="start from the weights of this .keras file")
     train.add_argument(
         "--pixel-loss",
-        choices=["charbonnier", "rmse"],
-        help="the pixel term of the loss: charbonnier (L1-like, default) or rmse (each image's RMSE, as PSNR measures)",
+        choices=PIXEL_LOSSES,
+        help=f"the pixel term of the loss (default {DEFAULT_PIXEL_LOSS}): charbonnier (L1-like) or rmse (each image's "
+        "RMSE, as PSNR measures)",
     )
     train.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
+        choices=list(PRECISIONS),
         help="compute in bf16 with fp32 weights (faster on CPUs with AMX); validation and saved models are fp32",
     )
 

@@ -20,11 +20,11 @@ import numpy as np
 import tensorflow as tf
 
 from mirnet.architectures import ARCHITECTURES, build_model, resolve_arguments
+from mirnet.choices import PRECISIONS
 from mirnet.global_statistics import recording, replaying
 from mirnet.models import LoadedModel
 from mirnet.tiling import Window, plan_windows
 
-PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # For networks whose receptive field is global (the full MIRNet pools over the whole input in its attention and
 # fusion), tiles cannot equal the whole-image result: tile only what is too large to run whole.
 DEFAULT_MARGIN = 64

@@ -6,9 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mirnet.choices import DEFAULT_PIXEL_LOSS, PIXEL_LOSSES
 from mirnet.layers import PACKAGE
-
-PIXEL_LOSSES = ("charbonnier", "rmse")
 
 
 # Registered under the name older checkpoints were saved with, so that their runs still resume.
@@ -36,7 +35,7 @@ class RestorationLoss(keras.losses.Loss):
         epsilon: float = 1e-3,
         ssim_weight: float = 0.0,
         exposure_weight: float = 0.0,
-        pixel: str = "charbonnier",
+        pixel: str = DEFAULT_PIXEL_LOSS,
         name: str = "restoration",
         **kwargs,
     ):
@@ -73,7 +72,7 @@ class RestorationLoss(keras.losses.Loss):
         }
 
 
-def describe_loss(ssim_weight: float, exposure_weight: float, pixel: str = "charbonnier") -> str:
+def describe_loss(ssim_weight: float, exposure_weight: float, pixel: str = DEFAULT_PIXEL_LOSS) -> str:
     """The loss as a model card states it."""
     terms = [pixel]
     if ssim_weight:

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from mirnet.architectures import ARCHITECTURES, build_model, dtype_policy, resolve_arguments
+from mirnet.choices import DEFAULT_PIXEL_LOSS, PRECISIONS
 from mirnet.data import (
     Pair,
     crop_shape,
@@ -38,7 +39,7 @@ from mirnet.data import (
     training_dataset,
 )
 from mirnet.imageio import to_uint8
-from mirnet.inference import PRECISIONS, Enhancer
+from mirnet.inference import Enhancer
 from mirnet.losses import RestorationLoss, describe_loss
 from mirnet.metrics import psnr, ssim
 from mirnet.models import LoadedModel, save_model
@@ -66,7 +67,7 @@ class TrainConfig:
     batch_size: int = 8
     crop_size: int | list[int] = 128  # one side, or [height, width]
     learning_rate: float = 2e-4
-    pixel_loss: str = "charbonnier"  # or "rmse": each image's root-mean-square error (mirnet.losses)
+    pixel_loss: str = DEFAULT_PIXEL_LOSS  # or "rmse": each image's root-mean-square error (mirnet.choices)
     ssim_weight: float = 0.0  # loss = pixel term + ssim_weight * (1 - SSIM)
     exposure_weight: float = 0.0  # ... + exposure_weight * |error of each image's mean colour|
     exposure_jitter: float = 0.0  # vary the dark input's gain by up to this many stops (mirnet.data)

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mirnet.choices import DEFAULT_PIXEL_LOSS
 from web.models import utcnow
 from web.registry import lock
 from web.registry import pairs as pair_service
@@ -270,7 +271,7 @@ def _trained_recipe(model_path: Path) -> dict[str, float | str]:
     (Charbonnier alone, no jitter, where the card predates them)."""
     training = json.loads(model_path.with_suffix(".json").read_text()).get("training", {})
     recipe: dict[str, float | str] = {key: float(training.get(key) or 0.0) for key in RECIPE_KEYS}
-    recipe["pixel_loss"] = training.get("pixel_loss") or "charbonnier"
+    recipe["pixel_loss"] = training.get("pixel_loss") or DEFAULT_PIXEL_LOSS
     return recipe
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mirnet.cli import main
@@ -90,3 +91,25 @@ def test_train_options_reach_the_runs_config(tmp_path, lol_sample):
     assert config["exposure_jitter"] == 0.5 and config["exposure_weight"] == 1.0 and config["ssim_weight"] == 0.2
     assert config["learning_rate"] == 1e-4 and config["seed"] == 3 and config["crop_size"] == 32
     assert config["pixel_loss"] == "rmse"
+
+
+def test_the_parser_offers_what_training_accepts_without_loading_tensorflow():
+    code = (
+        "import sys; from mirnet.cli import build_parser; parser = build_parser(); "
+        "args = parser.parse_args(['train', '--pixel-loss', 'rmse', '--precision', 'bf16']); "
+        "print(args.pixel_loss, args.precision, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["rmse", "bf16", "False", "False"]
+    refused = lowlight("train", "--pixel-loss", "l2")
+    assert refused.returncode == 2 and "invalid choice: 'l2'" in refused.stderr
+
+
+def test_training_and_losses_take_their_names_from_one_place():
+    from mirnet import choices, inference, losses, training
+
+    assert losses.PIXEL_LOSSES is choices.PIXEL_LOSSES
+    assert training.TrainConfig(data="d", out="o").pixel_loss == choices.DEFAULT_PIXEL_LOSS
+    assert inference.PRECISIONS is choices.PRECISIONS
+    with pytest.raises(ValueError, match="pixel loss must be one of"):
+        losses.RestorationLoss(pixel="l2")
