@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from mirnet.choices import PRECISIONS
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -103,8 +105,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.storage_backend not in ("local", "s3"):
             raise SettingsError(f"STORAGE_BACKEND={self.storage_backend!r}: use 'local' or 's3'")
-        if self.precision not in ("fp32", "bf16"):
-            raise SettingsError(f"PRECISION={self.precision!r}: use fp32 or bf16")
+        if self.precision not in PRECISIONS:
+            raise SettingsError(f"PRECISION={self.precision!r}: use {' or '.join(PRECISIONS)}")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
         if len(self.retrain_schedule.split()) not in (0, 5):

@@ -63,6 +63,7 @@ def test_reads_types_from_the_environment() -> None:
         {"MAX_BATCH": "four"},
         {"PRESIGN_RESULTS": "maybe"},
         {"STORAGE_BACKEND": "ftp"},
+        {"PRECISION": "fp16"},
         {"TILE": "0"},
         {"TASK_SOFT_TIME_LIMIT": "100", "TASK_TIME_LIMIT": "50"},
     ],
@@ -70,6 +71,11 @@ def test_reads_types_from_the_environment() -> None:
 def test_bad_values_are_refused_with_the_variable_name(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         Settings.from_env(env)
+
+
+def test_an_unknown_precision_names_the_ones_there_are() -> None:
+    with pytest.raises(SettingsError, match=r"^PRECISION='fp16': use fp32 or bf16$"):
+        Settings.from_env({"PRECISION": "fp16"})
 
 
 def test_settings_are_frozen() -> None:
