@@ -145,7 +145,13 @@ def seaweedfs(workdir: Path, bucket: str, access_key: str, secret_key: str) -> I
         shell = [weed, "shell", f"-master=127.0.0.1:{http['master']}.{grpc['master']}"]
         shell.append(f"-filer=127.0.0.1:{http['filer']}.{grpc['filer']}")
         script = f"s3.bucket.create -name {bucket}\n"
-        subprocess.run(shell, input=script.encode(), check=True, capture_output=True, timeout=60)
+
+        # S3 can answer before the filer takes shell commands; the command succeeds once the bucket exists.
+        def bucket_created() -> bool:
+            done = subprocess.run(shell, input=script.encode(), capture_output=True, timeout=60)
+            return done.returncode == 0
+
+        wait_until(bucket_created, 60, f"SeaweedFS bucket {bucket} (weed shell)", interval=1.0)
         yield endpoint
     finally:
         stop_process(process)
