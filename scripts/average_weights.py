@@ -1,7 +1,8 @@
 """Validation PSNR/SSIM of a weighted average of several trained models of one architecture (a "model soup").
 
 Validation split only: this is a way of choosing, and eval15 is never read here. Each argument is a .keras file with
-its card, and optionally ``:share``; shares are normalised to sum to 1.
+its card, and optionally ``:share``; shares are normalised to sum to 1. A negative share extrapolates:
+``v4.keras:-0.25 v5.keras:1.25`` is v5 + 0.25 x (v5 - v4), a quarter of the step from v4 to v5 beyond v5.
 
 Usage:
   python scripts/average_weights.py runs/v3.keras:1 runs/v4.keras:1 [--views 1] [--save averaged.keras]
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -31,6 +35,19 @@ def parse_share(text: str) -> tuple[Path, float]:
     return Path(text), 1.0
 
 
+def combine(weights: Sequence[Sequence[np.ndarray]], shares: Sequence[float]) -> list[np.ndarray]:
+    """The weighted sum of several models' weight lists, with ``shares`` normalised to sum to 1."""
+    if len(weights) != len(shares) or not weights:
+        raise ValueError("one share for each model, and at least one model")
+    total = float(sum(shares))
+    if abs(total) < 1e-9:
+        raise ValueError(f"the shares sum to {total:g}: they must not cancel out")
+    return [
+        sum((share / total) * model_weights[i] for share, model_weights in zip(shares, weights, strict=True))
+        for i in range(len(weights[0]))
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="FILE.keras[:share]")
@@ -48,11 +65,10 @@ def main() -> None:
     loaded = [load_model(path) for path, _ in shares]
     if any((m.architecture, m.arguments) != (loaded[0].architecture, loaded[0].arguments) for m in loaded):
         raise SystemExit("the models must share one architecture and its arguments")
-    weights = [m.model.get_weights() for m in loaded]
-    averaged = [
-        sum((share / total) * model_weights[i] for (_, share), model_weights in zip(shares, weights, strict=True))
-        for i in range(len(weights[0]))
-    ]
+    try:
+        averaged = combine([m.model.get_weights() for m in loaded], [share for _, share in shares])
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     target = loaded[0]
     target.model.set_weights(averaged)
 
