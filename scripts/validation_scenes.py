@@ -18,7 +18,8 @@ Usage:
   python scripts/validation_scenes.py score v3=7777b12 v4=mirnet/weights/default.keras [--views 1 3]
 
 A model is ``label=path`` (a .keras file with its card beside it) or ``label=commit`` (the packaged default
-weights as committed there, taken with ``git show``).
+weights as committed there, taken with ``git show``); ``label=a+b+c`` is an ensemble of such models, their outputs
+averaged (each with the views asked for).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ THUMBNAIL = (60, 40)
 
 if TYPE_CHECKING:
     from mirnet.data import Pair
+    from mirnet.inference import Enhancer
+    from mirnet.models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -135,27 +138,45 @@ def write_twin_list(search: TwinSearch, path: Path, threshold: float) -> None:
     path.write_text(header + "".join(f"{name}\n" for name in sorted(search.twin_names, key=natural_key)))
 
 
-def _model_path(spec: str, workdir: Path) -> tuple[str, Path]:
+class Ensemble:
+    """Several enhancers whose outputs are averaged: what ``evaluate_pairs`` needs of an enhancer."""
+
+    def __init__(self, enhancers: list[Enhancer]) -> None:
+        self.enhancers = enhancers
+
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        return np.mean([enhancer.enhance(image) for enhancer in self.enhancers], axis=0)
+
+
+def _load_spec(spec: str, workdir: Path) -> tuple[str, list[LoadedModel]]:
+    """``label=where``, or ``label=where+where+...`` for an ensemble whose outputs are averaged."""
+    from mirnet.models import load_model
+
     label, _, where = spec.partition("=")
     if not where:
-        raise SystemExit(f"a model is label=path or label=commit, not {spec!r}")
+        raise SystemExit(f"a model is label=path or label=commit (+ more for an ensemble), not {spec!r}")
+    return label, [load_model(_model_path(part, workdir)) for part in where.split("+")]
+
+
+def _model_path(where: str, workdir: Path) -> Path:
     path = Path(where)
     if path.suffix == ".keras":
-        return label, path
-    target = workdir / label / "model.keras"
+        return path
+    target = workdir / where / "model.keras"
+    if target.exists():
+        return target
     target.parent.mkdir(parents=True)
     for source, suffix in (("default.keras", ".keras"), ("default.json", ".json")):
         blob = subprocess.run(
             ["git", "-C", str(REPO), "show", f"{where}:mirnet/weights/{source}"], check=True, capture_output=True
         ).stdout
         target.with_suffix(suffix).write_bytes(blob)
-    return label, target
+    return target
 
 
 def score(specs: list[str], views: list[int], data: Path, val_list: Path, threshold: float) -> None:
     from mirnet.data import load_pair_arrays
     from mirnet.inference import Enhancer
-    from mirnet.models import load_model
     from mirnet.training import evaluate_pairs
 
     search = find_twins(data, val_list, threshold)
@@ -170,10 +191,10 @@ def score(specs: list[str], views: list[int], data: Path, val_list: Path, thresh
     first: dict[int, tuple[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for spec in specs:
-            label, path = _model_path(spec, Path(workdir))
-            loaded = load_model(path)
+            label, members = _load_spec(spec, Path(workdir))
             for count in views:
-                _, _, per_image = evaluate_pairs(Enhancer(loaded, tile=None, views=count), arrays)
+                enhancer = Ensemble([Enhancer(loaded, tile=None, views=count) for loaded in members])
+                _, _, per_image = evaluate_pairs(enhancer, arrays)  # type: ignore[arg-type]
                 psnr = np.array([value for value, _ in per_image])
                 line = (
                     f"{label} ({count} view{'s' if count > 1 else ''}): {psnr.mean():.3f} | "
@@ -208,7 +229,7 @@ def main() -> None:
     twins.add_argument("--list", action="store_true", help="one line per validation pair")
     twins.add_argument("--write", type=Path, help="write the twins' names here (a training exclude_list)")
     scoring = commands.add_parser("score", help="validation PSNR of models, with and without twins")
-    scoring.add_argument("models", nargs="+", help="label=path.keras or label=commit")
+    scoring.add_argument("models", nargs="+", help="label=path.keras or label=commit; a+b+c averages models")
     scoring.add_argument("--views", type=int, nargs="+", default=[1, 3])
     args = parser.parse_args()
     if args.command == "twins":

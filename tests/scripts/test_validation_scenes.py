@@ -57,3 +57,26 @@ def test_the_gain_over_the_first_model_is_paired_per_image_with_its_standard_err
     line = script.paired_difference(psnr, "v3", base, has_twin)
 
     assert line == "vs v3: +2.500 ± 0.645 | +1.500 ± 0.500 | +3.500 ± 0.500"
+
+
+def test_an_ensemble_spec_averages_the_outputs_of_its_models(tmp_path: Path) -> None:
+    from mirnet.architectures import build_model
+    from mirnet.inference import Enhancer
+    from mirnet.models import save_model
+
+    script = load_script("validation_scenes")
+    arguments = {"num_rrg": 1, "num_mrb": 1, "channels": 4}
+    for seed, name in enumerate(("a", "b")):
+        model = build_model("mirnet-lite", **arguments)
+        rng = np.random.default_rng(seed)
+        model.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in model.get_weights()])
+        save_model(model, tmp_path / f"{name}.keras", {"architecture": "mirnet-lite", "arguments": arguments})
+
+    label, members = script._load_spec(f"ab={tmp_path / 'a.keras'}+{tmp_path / 'b.keras'}", tmp_path)
+    image = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
+    alone = [Enhancer(loaded, tile=None).enhance(image) for loaded in members]
+    averaged = script.Ensemble([Enhancer(loaded, tile=None) for loaded in members]).enhance(image)
+
+    assert label == "ab" and [Path(loaded.source).name for loaded in members] == ["a.keras", "b.keras"]
+    assert np.abs(alone[0] - alone[1]).max() > 1e-3  # two different networks
+    np.testing.assert_allclose(averaged, (alone[0] + alone[1]) / 2, atol=1e-6)
