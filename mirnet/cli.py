@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--pixel-loss",
         choices=PIXEL_LOSSES,
-        help=f"the pixel term of the loss (default {DEFAULT_PIXEL_LOSS}): charbonnier (L1-like) or rmse (each image's "
-        "RMSE, as PSNR measures)",
+        help=f"the pixel term of the loss (default {DEFAULT_PIXEL_LOSS}): charbonnier (L1-like), rmse (each image's "
+        "RMSE, as PSNR measures) or log-rmse (minus each image's PSNR, scaled)",
     )
     train.add_argument(
         "--precision",

@@ -67,7 +67,7 @@ class TrainConfig:
     batch_size: int = 8
     crop_size: int | list[int] = 128  # one side, or [height, width]
     learning_rate: float = 2e-4
-    pixel_loss: str = DEFAULT_PIXEL_LOSS  # or "rmse": each image's root-mean-square error (mirnet.choices)
+    pixel_loss: str = DEFAULT_PIXEL_LOSS  # "rmse", "log-rmse": mirnet.losses, mirnet.choices
     ssim_weight: float = 0.0  # loss = pixel term + ssim_weight * (1 - SSIM)
     exposure_weight: float = 0.0  # ... + exposure_weight * |error of each image's mean colour|
     exposure_jitter: float = 0.0  # vary the dark input's gain by up to this many stops (mirnet.data)

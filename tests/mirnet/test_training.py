@@ -70,6 +70,30 @@ def test_rmse_pixel_term_is_each_images_root_mean_square_error(rng):
     assert charbonnier == pytest.approx([0.075, 0.0], abs=1e-5)
 
 
+def test_log_rmse_pixel_term_is_minus_each_images_psnr_scaled(rng):
+    from mirnet.losses import LOG_RMSE_SCALE
+
+    high = rng.random((3, 8, 8, 3), dtype=np.float32)
+    low = high.copy()
+    low[0, :2] += 0.3  # RMSE 0.15
+    low[1] += 0.05  # RMSE 0.05
+    low[2] += 0.01  # RMSE 0.01
+    per_image = np.asarray(RestorationLoss(pixel="log-rmse", epsilon=0.0, reduction=None)(high, low))
+    psnr = 20 * np.log10(1 / np.array([0.15, 0.05, 0.01]))
+    assert per_image == pytest.approx(-LOG_RMSE_SCALE * np.log(10) / 20 * psnr, abs=1e-5)
+    # Its gradient is the RMSE term's, weighed per image by LOG_RMSE_SCALE / RMSE: equal at RMSE 0.05.
+    import tensorflow as tf
+
+    predicted = tf.Variable(low)
+    gradients = {}
+    for pixel in ("rmse", "log-rmse"):
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(RestorationLoss(pixel=pixel, epsilon=0.0, reduction=None)(high, predicted))
+        gradients[pixel] = tape.gradient(total, predicted).numpy()
+    ratio = [np.abs(gradients["log-rmse"][i]).sum() / np.abs(gradients["rmse"][i]).sum() for i in range(3)]
+    assert ratio == pytest.approx([LOG_RMSE_SCALE / 0.15, 1.0, LOG_RMSE_SCALE / 0.01], rel=1e-3)
+
+
 def test_an_unknown_pixel_term_is_refused():
     with pytest.raises(ValueError, match="pixel loss must be one of"):
         RestorationLoss(pixel="l3")
@@ -90,6 +114,7 @@ def test_describe_loss_names_each_weighted_term():
     assert describe_loss(0.2, 0.0) == "charbonnier + 0.2 * (1 - SSIM)"
     assert describe_loss(0.2, 1.0) == "charbonnier + 0.2 * (1 - SSIM) + 1 * |mean colour error|"
     assert describe_loss(0.2, 1.0, "rmse") == "rmse + 0.2 * (1 - SSIM) + 1 * |mean colour error|"
+    assert describe_loss(0.2, 1.0, "log-rmse") == "0.05 * ln(rmse) + 0.2 * (1 - SSIM) + 1 * |mean colour error|"
 
 
 def test_crops_must_fit_where_the_architecture_drops_resolution(tmp_path, lol_sample):
