@@ -44,11 +44,14 @@ class PixelShuffle(layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
-def _residual_network(name: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> keras.Model:
+def _residual_network(
+    name: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int, refine: int = 0
+) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
     The tail and the global addition always compute in float32: under bf16 the input image itself would
-    otherwise be rounded to 8 mantissa bits before it is added back.
+    otherwise be rounded to 8 mantissa bits before it is added back. With ``refine`` channels, a full-resolution
+    refinement follows (:func:`_refinement`).
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     x = PixelUnshuffle(fold, name="fold")(inputs) if fold > 1 else inputs
@@ -59,11 +62,29 @@ def _residual_network(name: str, num_rrg: int, num_mrb: int, channels: int, bloc
     if fold > 1:
         x = PixelShuffle(fold, name="unfold", dtype="float32")(x)
     outputs = layers.Add(dtype="float32", name="enhanced")([inputs, x])
+    if refine:
+        outputs = _refinement(inputs, outputs, refine)
     return keras.Model(inputs, outputs, name=name)
 
 
-def _mirnet(num_rrg: int = 3, num_mrb: int = 2, channels: int = 64, fold: int = 1) -> keras.Model:
-    return _residual_network("mirnet", num_rrg, num_mrb, channels, "multi_scale", fold)
+def _refinement(inputs, enhanced, channels: int):
+    """Three 3x3 convolutions at full resolution that see the dark input beside the body's output and add a
+    correction to it.
+
+    A body that folds 4x4 pixels into channels sees each block's 48 values through its head's ``channels``
+    filters; this refinement sees every pixel. Its last convolution starts at zero, so a network grown from
+    trained weights without it (``init_from``) starts out computing exactly what those weights did. Its
+    receptive field is 3 pixels each way: it can sharpen and denoise, not choose a scene's brightness.
+    """
+    x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
+    x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_1")(x)
+    x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_2")(x)
+    x = layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="refine_out")(x)
+    return layers.Add(dtype="float32", name="refined")([enhanced, x])
+
+
+def _mirnet(num_rrg: int = 3, num_mrb: int = 2, channels: int = 64, fold: int = 1, refine: int = 0) -> keras.Model:
+    return _residual_network("mirnet", num_rrg, num_mrb, channels, "multi_scale", fold, refine)
 
 
 def _mirnet_lite(num_rrg: int = 3, num_mrb: int = 2, channels: int = 64) -> keras.Model:
@@ -84,7 +105,7 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     "mirnet": Architecture(
         build=_mirnet,
-        defaults={"num_rrg": 3, "num_mrb": 2, "channels": 64, "fold": 1},
+        defaults={"num_rrg": 3, "num_mrb": 2, "channels": 64, "fold": 1, "refine": 0},
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),
         # Channel attention and fusion pool globally: every output pixel sees the whole image.

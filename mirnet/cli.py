@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--{name}", type=kind)
     train.add_argument("--init-from", help="start from the weights of this .keras file")
     train.add_argument(
+        "--train-layer",
+        action="append",
+        dest="train_layers",
+        metavar="PATTERN",
+        help="train only the layers whose names match (e.g. 'refine_*', repeatable); the rest keep their weights",
+    )
+    train.add_argument(
         "--pixel-loss",
         choices=PIXEL_LOSSES,
         help=f"the pixel term of the loss (default {DEFAULT_PIXEL_LOSS}): charbonnier (L1-like), rmse (each image's "
@@ -220,6 +227,7 @@ def run_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "val_limit": args.val_limit,
         "init_from": args.init_from,
+        "train_layers": args.train_layers,
         "precision": args.precision,
     }
     values.update({key: value for key, value in overrides.items() if value is not None})

@@ -12,6 +12,7 @@ Everything a run needs lives in its output folder:
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import math
 import os
@@ -76,6 +77,8 @@ class TrainConfig:
     seed: int = 0
     val_limit: int | None = None  # validate on the first N validation pairs only (quick runs)
     init_from: str | None = None  # start from these weights (fine-tuning)
+    # Train only the layers named here (fnmatch patterns, e.g. ["refine_*"]); the others keep init_from's weights.
+    train_layers: list[str] | None = None
     # "bf16" computes in bfloat16 with float32 weights (about 1.5x faster per step on CPUs with AMX); validation
     # and the saved models are float32 either way, so what is chosen is what ships.
     precision: str = "fp32"
@@ -119,12 +122,42 @@ def build_for_training(config: TrainConfig) -> keras.Model:
     arguments = resolve_arguments(config.arch, config.arguments)
     model = build_model(config.arch, policy=PRECISIONS[config.precision], **arguments)
     if config.init_from:
-        model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
+        load_weights_by_layer(model, keras.models.load_model(config.init_from, compile=False))
+    if config.train_layers is not None:
+        freeze_all_but(model, config.train_layers)
     loss = RestorationLoss(
         ssim_weight=config.ssim_weight, exposure_weight=config.exposure_weight, pixel=config.pixel_loss
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config)), loss=loss)
     return model
+
+
+def load_weights_by_layer(model: keras.Model, source: keras.Model) -> list[str]:
+    """Copy ``source``'s weights into the layers of ``model`` with the same names, and return the names of
+    ``model``'s layers with weights that ``source`` lacks (they keep their initial values): a network can grow
+    from a trained one. Every weighted layer of ``source`` must exist in ``model`` with the same shapes."""
+    targets = {layer.name: layer for layer in model.layers}
+    for layer in source.layers:
+        if not layer.weights:
+            continue
+        target = targets.get(layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if target is None or [tuple(w.shape) for w in target.weights] != shapes:
+            raise ValueError(f"{model.name} has no layer {layer.name!r} with weights of shapes {shapes}")
+        target.set_weights(layer.get_weights())
+    loaded = {layer.name for layer in source.layers}
+    return [layer.name for layer in model.layers if layer.weights and layer.name not in loaded]
+
+
+def freeze_all_but(model: keras.Model, patterns: list[str]) -> None:
+    """Make only the layers whose names match one of ``patterns`` trainable."""
+    matched = set()
+    for layer in model.layers:
+        layer.trainable = any(fnmatch.fnmatchcase(layer.name, pattern) for pattern in patterns)
+        if layer.trainable and layer.weights:
+            matched.add(layer.name)
+    if not matched:
+        raise ValueError(f"no layer with weights of {model.name} matches {patterns}")
 
 
 def evaluate_pairs(
@@ -248,6 +281,8 @@ class Trainer:
                 "exposure_weight": self.config.exposure_weight,
                 "exposure_jitter": self.config.exposure_jitter,
                 "seed": self.config.seed,
+                "init_from": self.config.init_from,
+                "train_layers": self.config.train_layers,
                 "precision": self.config.precision,
                 "ema_decay": self.config.ema_decay,
                 "seconds": round(state["seconds"], 1),
