@@ -26,6 +26,28 @@ def _conv(filters: int, kernel: int, name: str, activation: str | None = None) -
     return layers.Conv2D(filters, kernel, padding="same", activation=activation, name=name)
 
 
+class CompositeLayer(layers.Layer):
+    """A layer that makes its sublayers in ``__init__``.
+
+    Keras applies a saved ``trainable=False`` in ``Layer.__init__``, before the sublayers exist, so they would come
+    back trainable: a resumed run that trains only some layers (``train_layers``) would train the frozen ones too.
+    Each subclass's ``__init__`` is therefore followed by passing the layer's flag on to what it made.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own_init = cls.__init__
+
+        def __init__(self, *args, **kw):
+            own_init(self, *args, **kw)
+            if not self.trainable:
+                for sublayer in self._layers:  # (setting self.trainable to the value it has changes nothing)
+                    sublayer.trainable = False
+
+        __init__.__doc__ = own_init.__doc__
+        cls.__init__ = __init__
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ChannelPooling(layers.Layer):
     """Mean and max over channels, concatenated: the two-channel summary spatial attention looks at."""
@@ -49,7 +71,7 @@ class ChannelPooling(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class SpatialAttention(layers.Layer):
+class SpatialAttention(CompositeLayer):
     """Re-weights positions: channel pooling, a convolution to one map, a sigmoid gate."""
 
     def __init__(self, kernel_size: int = 1, **kwargs):
@@ -66,7 +88,7 @@ class SpatialAttention(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class ChannelAttention(layers.Layer):
+class ChannelAttention(CompositeLayer):
     """Re-weights channels (squeeze and excitation): global average, bottleneck, sigmoid gate."""
 
     def __init__(self, channels: int, reduction: int = 8, **kwargs):
@@ -85,7 +107,7 @@ class ChannelAttention(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class DualAttentionUnit(layers.Layer):
+class DualAttentionUnit(CompositeLayer):
     """Two convolutions, then channel and spatial attention side by side, fused by a 1x1 convolution, plus input."""
 
     def __init__(self, channels: int, reduction: int = 8, **kwargs):
@@ -108,7 +130,7 @@ class DualAttentionUnit(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class DownSample(layers.Layer):
+class DownSample(CompositeLayer):
     """Halves resolution and doubles channels: a convolutional branch with max pooling plus a pooled skip."""
 
     def __init__(self, channels: int, **kwargs):
@@ -136,7 +158,7 @@ def _upscale_2x(x):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class UpSample(layers.Layer):
+class UpSample(CompositeLayer):
     """Doubles resolution (bilinear) and halves channels: a convolutional branch plus an upsampled skip."""
 
     def __init__(self, channels: int, **kwargs):
@@ -156,7 +178,7 @@ class UpSample(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class SelectiveKernelFusion(layers.Layer):
+class SelectiveKernelFusion(CompositeLayer):
     """Fuses same-shaped streams with attention that sums to one across the streams at every channel."""
 
     def __init__(self, channels: int, streams: int = 3, reduction: int = 8, **kwargs):
@@ -184,7 +206,7 @@ class SelectiveKernelFusion(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class MultiScaleResidualBlock(layers.Layer):
+class MultiScaleResidualBlock(CompositeLayer):
     """Three parallel streams at full, 1/2 and 1/4 resolution that exchange information twice, plus input.
 
     Stream ``i`` has ``channels * 2**i`` channels. Each stream is refined by a dual attention unit, every stream
@@ -230,7 +252,7 @@ class MultiScaleResidualBlock(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class ResidualConvBlock(layers.Layer):
+class ResidualConvBlock(CompositeLayer):
     """The seed's simplified multi-scale residual block: a 3x3 convolution, ReLU, plus input."""
 
     def __init__(self, channels: int, **kwargs):
@@ -249,7 +271,7 @@ BLOCKS = {"multi_scale": MultiScaleResidualBlock, "residual_conv": ResidualConvB
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class RecursiveResidualGroup(layers.Layer):
+class RecursiveResidualGroup(CompositeLayer):
     """A 3x3 convolution, ``num_blocks`` residual blocks, another 3x3 convolution, plus the group's input."""
 
     def __init__(self, channels: int, num_blocks: int, block: str = "multi_scale", **kwargs):

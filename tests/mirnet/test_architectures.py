@@ -64,6 +64,17 @@ def test_small_full_mirnet_counts(arguments):
     )
 
 
+def test_the_refinement_adds_three_full_resolution_convolutions_that_start_at_zero():
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1}
+    plain, refined = build_model("mirnet", **arguments), build_model("mirnet", refine=6, **arguments)
+    added = conv(3, 6, 6) + conv(3, 6, 6) + conv(3, 6, 3)  # (output, dark input) -> 6 -> 6 -> 3
+    assert refined.count_params() - plain.count_params() == added
+    assert not np.any(refined.get_layer("refine_out").get_weights()[0])
+    x = np.random.default_rng(1).random((1, 32, 48, 3), dtype=np.float32)
+    body = keras.Model(refined.inputs, refined.get_layer("enhanced").output)
+    np.testing.assert_array_equal(refined(x), body(x))  # zero-started: the refinement adds nothing yet
+
+
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_output_has_the_input_shape(name):
     model = build_model(name, num_rrg=1, num_mrb=1, channels=4)

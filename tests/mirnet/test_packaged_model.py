@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mirnet.architectures import ARCHITECTURES, resolve_arguments
+from mirnet.architectures import resolve_arguments
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "mirnet" / "weights"

@@ -181,6 +181,45 @@ def test_a_run_with_an_exclude_list_trains_without_those_pairs_and_says_so_in_it
         Trainer(TrainConfig(**{**config.__dict__, "out": str(tmp_path / "other")}))
 
 
+def test_a_network_grown_from_trained_weights_starts_from_them_and_trains_only_the_layers_named(tmp_path, lol_sample):
+    """Stage 10's recipe in small: v5's body (here a tiny one, trained a step) gains a zero-started refinement,
+    and only ``refine_*`` trains, in bf16, across a resume."""
+    from mirnet.models import load_model
+    from mirnet.training import TrainConfig, Trainer, build_for_training
+
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("9.png\n")
+    body = {"fold": 4, "num_rrg": 1, "num_mrb": 1, "channels": 4}
+    common = dict(data=str(lol_sample), val_list=str(val_list), arch="mirnet", val_every=2, checkpoint_every=2,
+                  batch_size=2, crop_size=32)
+    Trainer(TrainConfig(**common, out=str(tmp_path / "body"), arguments=body, steps=1), log=lambda _: None).run()
+    source = load_model(tmp_path / "body" / "best.keras").model
+
+    grown = dict(common, out=str(tmp_path / "grown"), arguments={**body, "refine": 4}, precision="bf16",
+                 init_from=str(tmp_path / "body" / "best.keras"), train_layers=["refine_*"], learning_rate=1e-2)
+    start = build_for_training(TrainConfig(**grown, steps=2))
+    x = np.random.default_rng(2).random((1, 32, 48, 3), dtype=np.float32)
+    np.testing.assert_allclose(start(x), source(x), atol=1e-2)  # bf16 compute, same weights, nothing added yet
+    assert {layer.name for layer in start.layers if layer.trainable and layer.weights} == {
+        "refine_1", "refine_2", "refine_out"}
+
+    Trainer(TrainConfig(**grown, steps=2), log=lambda _: None).run()
+    config = json.loads((tmp_path / "grown" / "config.json").read_text())
+    (tmp_path / "grown" / "config.json").write_text(json.dumps({**config, "steps": 4}))
+    Trainer(TrainConfig(**grown, steps=4), log=lambda _: None).run()  # resumes at step 2
+    best = load_model(tmp_path / "grown" / "best.keras")
+    for layer in source.layers:
+        for kept, trained in zip(layer.get_weights(), best.model.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_array_equal(kept, trained)  # the body is frozen, through the resume
+    assert np.any(best.model.get_layer("refine_out").get_weights()[0])  # the refinement has moved off zero
+    assert best.card["training"]["train_layers"] == ["refine_*"] and best.card["arguments"]["refine"] == 4
+
+    with pytest.raises(ValueError, match="no layer 'head' with weights of shapes"):
+        build_for_training(TrainConfig(**{**grown, "arguments": {**body, "channels": 8}}))
+    with pytest.raises(ValueError, match="matches"):
+        build_for_training(TrainConfig(**{**grown, "train_layers": ["nothing_*"]}))
+
+
 def test_validation_arrays_are_the_named_pairs_whole_in_zero_to_one(lol_sample, tmp_path):
     from PIL import Image
 
