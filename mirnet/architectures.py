@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from mirnet.global_statistics import spatial_mean
 from mirnet.layers import PACKAGE, RecursiveResidualGroup
 
 
@@ -45,7 +46,14 @@ class PixelShuffle(layers.Layer):
 
 
 def _residual_network(
-    name: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int, refine: int = 0
+    name: str,
+    num_rrg: int,
+    num_mrb: int,
+    channels: int,
+    block: str,
+    fold: int,
+    refine: int = 0,
+    refine_keeps_mean: bool = False,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -63,28 +71,47 @@ def _residual_network(
         x = PixelShuffle(fold, name="unfold", dtype="float32")(x)
     outputs = layers.Add(dtype="float32", name="enhanced")([inputs, x])
     if refine:
-        outputs = _refinement(inputs, outputs, refine)
+        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean)
     return keras.Model(inputs, outputs, name=name)
 
 
-def _refinement(inputs, enhanced, channels: int):
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RemoveMean(layers.Layer):
+    """Subtracts each image's mean per channel (through :func:`spatial_mean`, so tiles share the whole image's)."""
+
+    def call(self, inputs):
+        return inputs - spatial_mean(inputs)
+
+
+def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False):
     """Three 3x3 convolutions at full resolution that see the dark input beside the body's output and add a
     correction to it.
 
     A body that folds 4x4 pixels into channels sees each block's 48 values through its head's ``channels``
     filters; this refinement sees every pixel. Its last convolution starts at zero, so a network grown from
     trained weights without it (``init_from``) starts out computing exactly what those weights did. Its
-    receptive field is 3 pixels each way: it can sharpen and denoise, not choose a scene's brightness.
+    receptive field is 3 pixels each way, so it cannot choose one scene's brightness apart from another's, but as a
+    function of each pixel's values it can apply one learned tone curve to all. With ``keeps_mean`` its correction
+    has a mean of zero over each image and channel: the body's output keeps its mean colour.
     """
     x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_1")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_2")(x)
     x = layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="refine_out")(x)
+    if keeps_mean:
+        x = RemoveMean(dtype="float32", name="refine_zero_mean")(x)
     return layers.Add(dtype="float32", name="refined")([enhanced, x])
 
 
-def _mirnet(num_rrg: int = 3, num_mrb: int = 2, channels: int = 64, fold: int = 1, refine: int = 0) -> keras.Model:
-    return _residual_network("mirnet", num_rrg, num_mrb, channels, "multi_scale", fold, refine)
+def _mirnet(
+    num_rrg: int = 3,
+    num_mrb: int = 2,
+    channels: int = 64,
+    fold: int = 1,
+    refine: int = 0,
+    refine_keeps_mean: bool = False,
+) -> keras.Model:
+    return _residual_network("mirnet", num_rrg, num_mrb, channels, "multi_scale", fold, refine, refine_keeps_mean)
 
 
 def _mirnet_lite(num_rrg: int = 3, num_mrb: int = 2, channels: int = 64) -> keras.Model:
@@ -105,7 +132,7 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {
     "mirnet": Architecture(
         build=_mirnet,
-        defaults={"num_rrg": 3, "num_mrb": 2, "channels": 64, "fold": 1, "refine": 0},
+        defaults={"num_rrg": 3, "num_mrb": 2, "channels": 64, "fold": 1, "refine": 0, "refine_keeps_mean": False},
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),
         # Channel attention and fusion pool globally: every output pixel sees the whole image.
