@@ -75,6 +75,23 @@ def test_the_refinement_adds_three_full_resolution_convolutions_that_start_at_ze
     np.testing.assert_array_equal(refined(x), body(x))  # zero-started: the refinement adds nothing yet
 
 
+def test_a_refinement_that_keeps_the_mean_moves_detail_but_not_each_images_mean_colour():
+    from mirnet.global_statistics import recording
+
+    model = build_model("mirnet", channels=4, fold=4, num_rrg=1, num_mrb=1, refine=4, refine_keeps_mean=True)
+    rng = np.random.default_rng(2)
+    kernel, _ = model.get_layer("refine_out").get_weights()
+    model.get_layer("refine_out").set_weights([rng.normal(size=kernel.shape).astype("float32"), np.ones(3, "float32")])
+    body = keras.Model(model.inputs, model.get_layer("enhanced").output)
+    x = rng.random((2, 32, 48, 3), dtype=np.float32)
+    with recording() as values:
+        refined = np.asarray(model(x))
+    plain = np.asarray(body(x))
+    assert np.abs(refined - plain).max() > 0.5  # the correction is large ...
+    np.testing.assert_allclose(refined.mean(axis=(1, 2)), plain.mean(axis=(1, 2)), atol=1e-5)  # ... its mean zero
+    assert tuple(values[-1].shape) == (2, 1, 1, 3)  # the mean it removes is one tiles replay
+
+
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_output_has_the_input_shape(name):
     model = build_model(name, num_rrg=1, num_mrb=1, channels=4)
