@@ -97,6 +97,7 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
         "training": {
             **best["training"],
             "exposure_jitter": config.get("exposure_jitter", 0.0),  # a run started before the card had it
+            "init_from": config.get("init_from"),  # as the committed config names it
             "config": train_config,
             "command": f"lowlight train --config {train_config}",
             "earlier_stages": earlier,
