@@ -132,10 +132,10 @@ def build_for_training(config: TrainConfig) -> keras.Model:
     return model
 
 
-def load_weights_by_layer(model: keras.Model, source: keras.Model) -> list[str]:
-    """Copy ``source``'s weights into the layers of ``model`` with the same names, and return the names of
-    ``model``'s layers with weights that ``source`` lacks (they keep their initial values): a network can grow
-    from a trained one. Every weighted layer of ``source`` must exist in ``model`` with the same shapes."""
+def load_weights_by_layer(model: keras.Model, source: keras.Model) -> None:
+    """Copy ``source``'s weights into the layers of ``model`` with the same names; layers that ``source`` lacks keep
+    their initial values, so a network can grow from a trained one. Every weighted layer of ``source`` must exist in
+    ``model`` with the same shapes."""
     targets = {layer.name: layer for layer in model.layers}
     for layer in source.layers:
         if not layer.weights:
@@ -145,18 +145,13 @@ def load_weights_by_layer(model: keras.Model, source: keras.Model) -> list[str]:
         if target is None or [tuple(w.shape) for w in target.weights] != shapes:
             raise ValueError(f"{model.name} has no layer {layer.name!r} with weights of shapes {shapes}")
         target.set_weights(layer.get_weights())
-    loaded = {layer.name for layer in source.layers}
-    return [layer.name for layer in model.layers if layer.weights and layer.name not in loaded]
 
 
 def freeze_all_but(model: keras.Model, patterns: list[str]) -> None:
     """Make only the layers whose names match one of ``patterns`` trainable."""
-    matched = set()
     for layer in model.layers:
         layer.trainable = any(fnmatch.fnmatchcase(layer.name, pattern) for pattern in patterns)
-        if layer.trainable and layer.weights:
-            matched.add(layer.name)
-    if not matched:
+    if not any(layer.trainable and layer.weights for layer in model.layers):
         raise ValueError(f"no layer with weights of {model.name} matches {patterns}")
 
 
