@@ -75,13 +75,29 @@ def test_the_refinement_adds_three_full_resolution_convolutions_that_start_at_ze
     np.testing.assert_array_equal(refined(x), body(x))  # zero-started: the refinement adds nothing yet
 
 
-def test_a_refinement_that_keeps_the_mean_moves_detail_but_not_each_images_mean_colour():
+def test_a_refinement_on_folded_blocks_sees_each_blocks_pixels_and_also_starts_at_zero():
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1}
+    plain = build_model("mirnet", **arguments)
+    refined = build_model("mirnet", refine=8, refine_fold=2, **arguments)
+    added = conv(3, 24, 8) + conv(3, 8, 8) + conv(3, 8, 12)  # 2x2 blocks of (output, dark input) -> 8 -> 8 -> 2x2x3
+    assert refined.count_params() - plain.count_params() == added
+    x = np.random.default_rng(3).random((1, 32, 48, 3), dtype=np.float32)
+    body = keras.Model(refined.inputs, refined.get_layer("enhanced").output)
+    np.testing.assert_array_equal(refined(x), body(x))
+    with pytest.raises(ValueError, match="refine_fold 3 must divide"):
+        build_model("mirnet", refine=8, refine_fold=3, **arguments)
+
+
+@pytest.mark.parametrize("refine_fold", [1, 2])
+def test_a_refinement_that_keeps_the_mean_moves_detail_but_not_each_images_mean_colour(refine_fold):
     from mirnet.global_statistics import recording
 
-    model = build_model("mirnet", channels=4, fold=4, num_rrg=1, num_mrb=1, refine=4, refine_keeps_mean=True)
+    model = build_model(
+        "mirnet", channels=4, fold=4, num_rrg=1, num_mrb=1, refine=4, refine_keeps_mean=True, refine_fold=refine_fold
+    )
     rng = np.random.default_rng(2)
-    kernel, _ = model.get_layer("refine_out").get_weights()
-    model.get_layer("refine_out").set_weights([rng.normal(size=kernel.shape).astype("float32"), np.ones(3, "float32")])
+    kernel, bias = model.get_layer("refine_out").get_weights()
+    model.get_layer("refine_out").set_weights([rng.normal(size=kernel.shape).astype("float32"), np.ones_like(bias)])
     body = keras.Model(model.inputs, model.get_layer("enhanced").output)
     x = rng.random((2, 32, 48, 3), dtype=np.float32)
     with recording() as values:
