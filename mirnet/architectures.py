@@ -45,6 +45,25 @@ class PixelShuffle(layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
+# The mirrored copies of an image that test-time views (and ``body_views``) average: axes to flip, per view.
+VIEW_FLIPS: dict[int, list[list[int]]] = {1: [[]], 2: [[], [2]], 3: [[], [2], [1]], 4: [[], [2], [1], [1, 2]]}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Mirror(layers.Layer):
+    """Flips images along ``axes`` (1: up-down, 2: left-right); its own inverse."""
+
+    def __init__(self, axes: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.axes = list(axes)
+
+    def call(self, inputs):
+        return tf.reverse(inputs, self.axes)
+
+    def get_config(self):
+        return {**super().get_config(), "axes": self.axes}
+
+
 def _residual_network(
     name: str,
     num_rrg: int,
@@ -55,22 +74,43 @@ def _residual_network(
     refine: int = 0,
     refine_keeps_mean: bool = False,
     refine_fold: int = 1,
+    body_views: int = 1,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
     The tail and the global addition always compute in float32: under bf16 the input image itself would
     otherwise be rounded to 8 mantissa bits before it is added back. With ``refine`` channels, a full-resolution
-    refinement follows (:func:`_refinement`).
+    refinement follows (:func:`_refinement`). With ``body_views`` > 1 the body (everything before the refinement)
+    runs on that many mirrored copies of the input (:data:`VIEW_FLIPS`), sharing its weights, and their outputs,
+    flipped back, are averaged: the test-time views inside the network, so that the refinement runs once, on the
+    average, instead of once per view.
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
-    x = PixelUnshuffle(fold, name="fold")(inputs) if fold > 1 else inputs
-    x = layers.Conv2D(channels, 3, padding="same", name="head")(x)
-    for i in range(num_rrg):
-        x = RecursiveResidualGroup(channels, num_mrb, block, name=f"group_{i + 1}")(x)
-    x = layers.Conv2D(3 * fold * fold, 3, padding="same", dtype="float32", name="tail")(x)
-    if fold > 1:
-        x = PixelShuffle(fold, name="unfold", dtype="float32")(x)
-    outputs = layers.Add(dtype="float32", name="enhanced")([inputs, x])
+    folding = PixelUnshuffle(fold, name="fold") if fold > 1 else None
+    head = layers.Conv2D(channels, 3, padding="same", name="head")
+    groups = [RecursiveResidualGroup(channels, num_mrb, block, name=f"group_{i + 1}") for i in range(num_rrg)]
+    tail = layers.Conv2D(3 * fold * fold, 3, padding="same", dtype="float32", name="tail")
+    unfolding = PixelShuffle(fold, name="unfold", dtype="float32") if fold > 1 else None
+
+    def residual(x):
+        x = folding(x) if folding else x
+        x = head(x)
+        for group in groups:
+            x = group(x)
+        x = tail(x)
+        return unfolding(x) if unfolding else x
+
+    if body_views == 1:
+        outputs = layers.Add(dtype="float32", name="enhanced")([inputs, residual(inputs)])
+    else:
+        if body_views not in VIEW_FLIPS:
+            raise ValueError(f"body_views must be one of {sorted(VIEW_FLIPS)}, not {body_views}")
+        views = []
+        for index, axes in enumerate(VIEW_FLIPS[body_views], start=1):
+            mirrored = Mirror(axes, name=f"view_{index}")(inputs) if axes else inputs
+            enhanced = layers.Add(dtype="float32", name=f"enhanced_view_{index}")([mirrored, residual(mirrored)])
+            views.append(Mirror(axes, dtype="float32", name=f"view_{index}_back")(enhanced) if axes else enhanced)
+        outputs = layers.Average(dtype="float32", name="enhanced")(views)
     if refine:
         outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold)
     return keras.Model(inputs, outputs, name=name)
@@ -122,11 +162,12 @@ def _mirnet(
     refine: int = 0,
     refine_keeps_mean: bool = False,
     refine_fold: int = 1,
+    body_views: int = 1,
 ) -> keras.Model:
     if refine and (4 * fold) % refine_fold:
         raise ValueError(f"refine_fold {refine_fold} must divide the network's size multiple {4 * fold}")
     return _residual_network(
-        "mirnet", num_rrg, num_mrb, channels, "multi_scale", fold, refine, refine_keeps_mean, refine_fold
+        "mirnet", num_rrg, num_mrb, channels, "multi_scale", fold, refine, refine_keeps_mean, refine_fold, body_views
     )
 
 
@@ -156,6 +197,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine": 0,
             "refine_keeps_mean": False,
             "refine_fold": 1,
+            "body_views": 1,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from mirnet.architectures import ARCHITECTURES, build_model, resolve_arguments
+from mirnet.architectures import ARCHITECTURES, VIEW_FLIPS, build_model, resolve_arguments
 from mirnet.choices import PRECISIONS
 from mirnet.global_statistics import recording, replaying
 from mirnet.models import LoadedModel
@@ -29,7 +29,6 @@ from mirnet.tiling import Window, plan_windows
 # fusion), tiles cannot equal the whole-image result: tile only what is too large to run whole.
 DEFAULT_MARGIN = 64
 # Test-time self-ensemble: the axes (of N x H x W x C) each view mirrors before the network and back after it.
-VIEW_FLIPS: dict[int, list[list[int]]] = {1: [[]], 2: [[], [2]], 3: [[], [2], [1]], 4: [[], [2], [1], [1, 2]]}
 # Longest side of the whole-image pass whose global averages the tiles of a large image share (see above).
 DEFAULT_CONTEXT = 1024
 

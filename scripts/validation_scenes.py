@@ -15,7 +15,7 @@ between two models has to stand out of.
 
 Usage:
   python scripts/validation_scenes.py twins [--list] [--write configs/lists/validation-twins.txt]
-  python scripts/validation_scenes.py score v3=7777b12 v4=mirnet/weights/default.keras [--views 1 3]
+  python scripts/validation_scenes.py score v3=7777b12 v4=mirnet/weights/default.keras [--views 1 3] [--shipped]
 
 A model is ``label=path`` (a .keras file with its card beside it) or ``label=commit`` (the packaged default
 weights as committed there, taken with ``git show``); ``label=a+b+c`` is an ensemble of such models, their outputs
@@ -174,7 +174,9 @@ def _model_path(where: str, workdir: Path) -> Path:
     return target
 
 
-def score(specs: list[str], views: list[int], data: Path, val_list: Path, threshold: float) -> None:
+def score(specs: list[str], views: list[int | None], data: Path, val_list: Path, threshold: float) -> None:
+    """Each model with each number of ``views`` (``None``: the views its card ships with), paired against the
+    first model scored with the same number."""
     from mirnet.data import load_pair_arrays
     from mirnet.inference import Enhancer
     from mirnet.training import evaluate_pairs
@@ -188,16 +190,18 @@ def score(specs: list[str], views: list[int], data: Path, val_list: Path, thresh
         f"validation PSNR (dB): all {len(validation)} pairs | {has_twin.sum()} with a training twin "
         f"| {(~has_twin).sum()} without"
     )
-    first: dict[int, tuple[str, np.ndarray]] = {}
+    first: dict[int | None, tuple[str, np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for spec in specs:
             label, members = _load_spec(spec, Path(workdir))
             for count in views:
-                enhancer = Ensemble([Enhancer(loaded, tile=None, views=count) for loaded in members])
-                _, _, per_image = evaluate_pairs(enhancer, arrays)  # type: ignore[arg-type]
+                enhancers = [Enhancer(loaded, tile=None, views=count) for loaded in members]
+                _, _, per_image = evaluate_pairs(Ensemble(enhancers), arrays)  # type: ignore[arg-type]
                 psnr = np.array([value for value, _ in per_image])
+                shown = "+".join(str(enhancer.views) for enhancer in enhancers)
+                how = f"shipped: {shown} view(s)" if count is None else f"{shown} view{'s' if count > 1 else ''}"
                 line = (
-                    f"{label} ({count} view{'s' if count > 1 else ''}): {psnr.mean():.3f} | "
+                    f"{label} ({how}): {psnr.mean():.3f} | "
                     f"{psnr[has_twin].mean():.3f} | {psnr[~has_twin].mean():.3f}"
                 )
                 if count in first:
@@ -231,6 +235,9 @@ def main() -> None:
     scoring = commands.add_parser("score", help="validation PSNR of models, with and without twins")
     scoring.add_argument("models", nargs="+", help="label=path.keras or label=commit; a+b+c averages models")
     scoring.add_argument("--views", type=int, nargs="+", default=[1, 3])
+    scoring.add_argument(
+        "--shipped", action="store_true", help="also each model with the views its card ships with, paired"
+    )
     args = parser.parse_args()
     if args.command == "twins":
         search = find_twins(args.data, args.val_list, args.threshold)
@@ -239,7 +246,7 @@ def main() -> None:
             write_twin_list(search, args.write, args.threshold)
             print(f"wrote {len(search.twin_names)} names to {args.write}")
     else:
-        score(args.models, args.views, args.data, args.val_list, args.threshold)
+        score(args.models, [*args.views, *([None] if args.shipped else [])], args.data, args.val_list, args.threshold)
 
 
 if __name__ == "__main__":

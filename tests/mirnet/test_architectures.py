@@ -178,3 +178,50 @@ def test_sampling_modules_change_scale_and_channels():
     x = tf.zeros((1, 8, 8, 6))
     assert L.DownSample(6)(x).shape == (1, 4, 4, 12)
     assert L.UpSample(6)(x).shape == (1, 16, 16, 3)
+
+
+def test_body_views_inside_the_network_compute_what_test_time_views_compute_outside_it():
+    """``body_views`` runs the body on mirrored copies inside the network: without a refinement, exactly the
+    Enhancer's test-time views of the same weights (the refinement then runs once, on their average)."""
+    from mirnet.inference import Enhancer
+    from mirnet.models import LoadedModel
+    from mirnet.training import load_weights_by_layer
+
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1}
+    plain = build_model("mirnet", **arguments)
+    rng = np.random.default_rng(4)
+    plain.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in plain.get_weights()])
+    inside = build_model("mirnet", body_views=3, **arguments)
+    load_weights_by_layer(inside, plain)
+    assert inside.count_params() == plain.count_params()  # one body, its weights shared by the views
+    image = rng.random((32, 48, 3), dtype=np.float32)
+    card = {"architecture": "mirnet", "arguments": arguments}
+    outside = Enhancer(LoadedModel(plain, card, "test", "test"), tile=None, views=3).enhance(image)
+    single = Enhancer(LoadedModel(plain, card, "test", "test"), tile=None, views=1).enhance(image)
+    computed = np.clip(np.asarray(inside(image[None]))[0], 0.0, 1.0)
+    np.testing.assert_allclose(computed, outside, atol=5e-4)  # float32 sums in another order
+    assert np.abs(computed - single).max() > 1e-2  # the views differ: the comparison above can fail
+    with pytest.raises(ValueError, match="body_views must be one of"):
+        build_model("mirnet", body_views=5, **arguments)
+
+
+def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
+    """Every view's averages (and the refinement's mean) are recorded in one whole-image pass and replayed by the
+    tiles, in the order the views compute them: the packaged weights with their body views inside."""
+    from mirnet.imageio import load_rgb_uint8, to_uint8
+    from mirnet.inference import Enhancer
+    from mirnet.metrics import psnr
+    from mirnet.models import LoadedModel, load_model
+    from mirnet.training import load_weights_by_layer
+
+    packaged = load_model()
+    arguments = {**packaged.arguments, "body_views": 3}
+    model = build_model("mirnet", **arguments)
+    load_weights_by_layer(model, packaged.model)
+    loaded = LoadedModel(model, {**packaged.card, "arguments": arguments, "inference": {"views": 1}}, "t", "t")
+    image = load_rgb_uint8(str(lol_sample / "low" / "6.png")).astype(np.float32) / 255
+    whole = to_uint8(Enhancer(loaded, tile=None).enhance(image))
+    shared = Enhancer(loaded, tile=256)
+    alone = to_uint8(Enhancer(loaded, tile=256, context=None).enhance(image))
+    assert psnr(to_uint8(shared.enhance(image)), whole) > 45
+    assert len(shared.batch_sizes) > 1 and psnr(alone, whole) < 35

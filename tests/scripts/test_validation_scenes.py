@@ -80,3 +80,26 @@ def test_an_ensemble_spec_averages_the_outputs_of_its_models(tmp_path: Path) -> 
     assert label == "ab" and [Path(loaded.source).name for loaded in members] == ["a.keras", "b.keras"]
     assert np.abs(alone[0] - alone[1]).max() > 1e-3  # two different networks
     np.testing.assert_allclose(averaged, (alone[0] + alone[1]) / 2, atol=1e-6)
+
+
+def test_shipped_views_score_each_model_as_its_card_runs_it_and_pair_them(tmp_path: Path, capsys) -> None:
+    """A network with its views inside ships with 1 view; the one before it with 3: ``--shipped`` pairs the two."""
+    from mirnet.architectures import build_model
+    from mirnet.models import save_model
+
+    script = load_script("validation_scenes")
+    arguments = {"num_rrg": 1, "num_mrb": 1, "channels": 4}
+    for views, name in ((2, "a"), (None, "b")):
+        model = build_model("mirnet-lite", **arguments)
+        card = {"architecture": "mirnet-lite", "arguments": arguments}
+        if views is not None:
+            card["inference"] = {"views": views}
+        save_model(model, tmp_path / f"{name}.keras", card)
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("5.png\n9.png\n")
+
+    script.score([f"a={tmp_path / 'a.keras'}", f"b={tmp_path / 'b.keras'}"], [None], SAMPLE, val_list, 0.95)
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("a (shipped: 2 view(s)): ") and "vs" not in lines[1]
+    assert lines[2].startswith("b (shipped: 1 view(s)): ") and "vs a: " in lines[2]
