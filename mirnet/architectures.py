@@ -107,7 +107,8 @@ def _residual_network(
             raise ValueError(f"body_views must be one of {sorted(VIEW_FLIPS)}, not {body_views}")
         views = []
         for index, axes in enumerate(VIEW_FLIPS[body_views], start=1):
-            mirrored = Mirror(axes, name=f"view_{index}")(inputs) if axes else inputs
+            # float32, like the input it mirrors: it is added back to the body's output below.
+            mirrored = Mirror(axes, dtype="float32", name=f"view_{index}")(inputs) if axes else inputs
             enhanced = layers.Add(dtype="float32", name=f"enhanced_view_{index}")([mirrored, residual(mirrored)])
             views.append(Mirror(axes, dtype="float32", name=f"view_{index}_back")(enhanced) if axes else enhanced)
         outputs = layers.Average(dtype="float32", name="enhanced")(views)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mirnet import layers as L
-from mirnet.architectures import ARCHITECTURES, build_model
+from mirnet.architectures import ARCHITECTURES, Mirror, build_model
 
 
 def conv(k: int, cin: int, cout: int) -> int:
@@ -203,6 +203,10 @@ def test_body_views_inside_the_network_compute_what_test_time_views_compute_outs
     assert np.abs(computed - single).max() > 1e-2  # the views differ: the comparison above can fail
     with pytest.raises(ValueError, match="body_views must be one of"):
         build_model("mirnet", body_views=5, **arguments)
+    # Under bf16 the mirrored inputs stay float32: each is added back to its view's output unrounded.
+    mixed = build_model("mirnet", policy="mixed_bfloat16", body_views=3, **arguments)
+    mirrors = [layer for layer in mixed.layers if isinstance(layer, Mirror)]
+    assert len(mirrors) == 4 and {layer.compute_dtype for layer in mirrors} == {"float32"}
 
 
 def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
