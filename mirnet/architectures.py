@@ -45,7 +45,8 @@ class PixelShuffle(layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
-# The mirrored copies of an image that test-time views (and ``body_views``) average: axes to flip, per view.
+# Test-time self-ensemble (the Enhancer's views, and ``body_views`` inside the network): the axes (of N x H x W x C)
+# each view mirrors before the body and back after it.
 VIEW_FLIPS: dict[int, list[list[int]]] = {1: [[]], 2: [[], [2]], 3: [[], [2], [1]], 4: [[], [2], [1], [1, 2]]}
 
 
@@ -126,8 +127,8 @@ class RemoveMean(layers.Layer):
 
 
 def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False, fold: int = 1):
-    """Three 3x3 convolutions at full resolution that see the dark input beside the body's output and add a
-    correction to it.
+    """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
+    body's output and add a correction to it.
 
     A body that folds 4x4 pixels into channels sees each block's 48 values through its head's ``channels``
     filters; this refinement sees every pixel. Its last convolution starts at zero, so a network grown from

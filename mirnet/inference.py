@@ -28,7 +28,6 @@ from mirnet.tiling import Window, plan_windows
 # For networks whose receptive field is global (the full MIRNet pools over the whole input in its attention and
 # fusion), tiles cannot equal the whole-image result: tile only what is too large to run whole.
 DEFAULT_MARGIN = 64
-# Test-time self-ensemble: the axes (of N x H x W x C) each view mirrors before the network and back after it.
 # Longest side of the whole-image pass whose global averages the tiles of a large image share (see above).
 DEFAULT_CONTEXT = 1024
 
