@@ -12,14 +12,13 @@ No result backend: clients read the job row.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_shutting_down
 from kombu import Queue
-from sqlalchemy.engine import make_url
 
+from web.broker import TRAINING_QUEUE, prepare_sqlite_broker
 from web.settings import Settings
 from worker import model
 from worker.beat import beat_schedule
@@ -30,7 +29,7 @@ from worker.retraining_tasks import (
     retrain_schedule_entry,
     send_pairs_after_enhancement,
 )
-from worker.tasks import ENHANCE_TASK, RECOVER_TASK, TRAINING_QUEUE, register_tasks
+from worker.tasks import ENHANCE_TASK, RECOVER_TASK, register_tasks
 
 # Loading TensorFlow and a model in a fresh pool process takes longer than Celery's default 4 s.
 PROCESS_START_TIMEOUT_S = 300
@@ -45,18 +44,9 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return {}
 
 
-def _prepare_sqlite_broker(broker_url: str) -> None:
-    """kombu creates the broker's tables but not the folder of its SQLite file."""
-    if not broker_url.startswith("sqla+sqlite"):
-        return
-    database = make_url(broker_url.removeprefix("sqla+")).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-
-
 def make_celery(settings: Settings) -> Celery:
     """A Celery app wired to ``settings``, with the platform's tasks registered."""
-    _prepare_sqlite_broker(settings.broker_url)
+    prepare_sqlite_broker(settings.broker_url, (settings.queue_name, TRAINING_QUEUE))
     app = Celery("lowlight", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,

@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 
 ENHANCE_TASK = "worker.enhance_job"
 RECOVER_TASK = "worker.recover_stale_jobs"
-TRAINING_QUEUE = "training"
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:

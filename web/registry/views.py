@@ -14,6 +14,7 @@ from kombu.exceptions import OperationalError
 from werkzeug.wrappers import Response as BaseResponse
 
 from web.api.serializers import finite, iso
+from web.broker import TRAINING_QUEUE
 from web.db import get_session
 from web.errors import AuthenticationRequired, BadRequest, DomainError
 from web.http_errors import error_response
@@ -29,7 +30,7 @@ api = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 portal = Blueprint("registry_portal", __name__)
 
 SEND_RETRAIN = "registry_send_retrain"
-RETRAIN_TASK, TRAINING_QUEUE = "worker.retrain", "training"
+RETRAIN_TASK = "worker.retrain"
 
 
 class AdminRequired(DomainError):
