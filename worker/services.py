@@ -69,6 +69,7 @@ def enhance_batch(ctx: WorkerContext, job_id: int) -> BatchReport:
                 report.lease_left_s = lease_left_s(session, job_id, lease_seconds(ctx.settings))
             log.info("job %s: nothing to do (final, canceled, or claimed under a lease still running)", job_id)
             return report
+        log.info("job %s: claimed a batch of %s: jobs %s", job_id, len(claims), report.claimed)
         _run_or_settle(ctx, claims, report)
     return report
 
