@@ -401,6 +401,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         print(f"  {args.jobs} jobs final after {time.monotonic() - started:.1f} s", flush=True)
         problems = verify(platform, first + second, workdir / "tiny.keras", args.sample, killed_at, batch)
     report(args, rates, problems)
+    if problems:  # the work folder may not outlive the machine (CI): the killed worker's last words, here
+        print(f"\nthe last lines of {victim.log_path.name}:\n" + "\n".join(victim.log().splitlines()[-30:]))
     return 1 if problems else 0
 
 
