@@ -16,7 +16,14 @@ from pathlib import Path
 from kombu import Connection
 from sqlalchemy.engine import make_url
 
+from web.settings import Settings
+
 TRAINING_QUEUE = "training"
+
+
+def platform_queues(settings: Settings) -> tuple[str, str]:
+    """The broker queues of the platform: enhancement (and recovery) jobs, and retraining on its own queue."""
+    return settings.queue_name, TRAINING_QUEUE
 
 
 def sqlite_broker_path(broker_url: str) -> Path | None:

@@ -12,7 +12,7 @@ import threading
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from web.broker import TRAINING_QUEUE, prepare_sqlite_broker
+from web.broker import platform_queues, prepare_sqlite_broker
 from web.settings import Settings
 
 ENHANCE_TASK = "worker.enhance_job"
@@ -37,7 +37,7 @@ class CeleryEnqueuer:
         # Built lazily: creating the app and its connection pool is not needed by processes that never send.
         with self._lock:
             if self._app is None:
-                prepare_sqlite_broker(self.settings.broker_url, (self.settings.queue_name, TRAINING_QUEUE))
+                prepare_sqlite_broker(self.settings.broker_url, platform_queues(self.settings))
                 app = Celery("lowlight-web", broker=self.settings.broker_url, set_as_current=False)
                 app.conf.broker_connection_retry_on_startup = False
                 app.conf.task_default_queue = self.settings.queue_name

@@ -18,7 +18,7 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_shutting_down
 from kombu import Queue
 
-from web.broker import TRAINING_QUEUE, prepare_sqlite_broker
+from web.broker import TRAINING_QUEUE, platform_queues, prepare_sqlite_broker
 from web.settings import Settings
 from worker import model
 from worker.beat import beat_schedule
@@ -46,7 +46,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app wired to ``settings``, with the platform's tasks registered."""
-    prepare_sqlite_broker(settings.broker_url, (settings.queue_name, TRAINING_QUEUE))
+    prepare_sqlite_broker(settings.broker_url, platform_queues(settings))
     app = Celery("lowlight", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -61,7 +61,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue_name,
-        task_queues=[Queue(settings.queue_name), Queue(TRAINING_QUEUE)],
+        task_queues=[Queue(name) for name in platform_queues(settings)],
         task_routes={
             ENHANCE_TASK: {"queue": settings.queue_name},
             RECOVER_TASK: {"queue": settings.queue_name},
