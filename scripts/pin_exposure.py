@@ -37,6 +37,15 @@ def pinned_reference(reference: np.ndarray, output: np.ndarray) -> np.ndarray:
     return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
 
 
+def _replace(path: Path, link_to: Path | None = None) -> Path:
+    """Remove what ``path`` holds (a file or a link from an earlier run); link it to ``link_to`` if given."""
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    if link_to is not None:
+        os.symlink(os.path.relpath(link_to.resolve(), path.parent.resolve()), path)
+    return path
+
+
 def pin(model_path: Path, data: Path, val_list: Path, out: Path) -> None:
     from PIL import Image
 
@@ -49,18 +58,16 @@ def pin(model_path: Path, data: Path, val_list: Path, out: Path) -> None:
     (out / "high").mkdir(parents=True, exist_ok=True)
     enhancer = Enhancer(load_model(model_path), tile=None, views=1)
     for pair in [*training, *validation]:
-        for kind, source in (("low", pair.low), ("high", pair.high)):
-            link = out / kind / pair.name
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            if kind == "low" or pair in validation:
-                os.symlink(os.path.relpath(source.resolve(), link.parent.resolve()), link)
+        _replace(out / "low" / pair.name, link_to=pair.low)
+    for pair in validation:
+        _replace(out / "high" / pair.name, link_to=pair.high)
     gains = []
     for number, pair in enumerate(training, 1):
         low, high = load_pair_arrays(pair)
         output = enhancer.enhance(low)
         gains.append(channel_gains(output, high))
-        Image.fromarray(pinned_reference(high, output)).save(out / "high" / pair.name)
+        target = _replace(out / "high" / pair.name)  # never written through a link an earlier run left
+        Image.fromarray(pinned_reference(high, output)).save(target)
         if number % 50 == 0 or number == len(training):
             print(f"{number}/{len(training)} references re-exposed", flush=True)
     logs = np.abs(np.log(np.array(gains)))

@@ -14,17 +14,6 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample"
 
 
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory) -> Path:
-    from mirnet.architectures import build_model
-    from mirnet.models import save_model
-
-    arguments = {"num_rrg": 1, "num_mrb": 1, "channels": 4}
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    save_model(build_model("mirnet", **arguments), path, {"architecture": "mirnet", "arguments": arguments})
-    return path
-
-
 def _read(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
 
@@ -43,6 +32,7 @@ def test_a_pinned_reference_takes_the_outputs_mean_colour_and_keeps_its_structur
 
 
 def test_only_training_references_are_rewritten(tmp_path: Path, tiny_model_path: Path) -> None:
+    # tiny_model_path: the shared untrained model (tests/fixtures/platform.py)
     script = load_script("pin_exposure")
     val_list = tmp_path / "val.txt"
     val_list.write_text("9.png\n")
