@@ -65,6 +65,26 @@ class Mirror(layers.Layer):
         return {**super().get_config(), "axes": self.axes}
 
 
+def _body(prefix: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> Callable[[Any], Any]:
+    """The residual that the body adds to its input: fold, head, residual groups, tail, unfold. Its layers are
+    named ``prefix`` + the plain network's names, so a second body (the anchor) can sit beside the first."""
+    folding = PixelUnshuffle(fold, name=f"{prefix}fold") if fold > 1 else None
+    head = layers.Conv2D(channels, 3, padding="same", name=f"{prefix}head")
+    groups = [RecursiveResidualGroup(channels, num_mrb, block, name=f"{prefix}group_{i + 1}") for i in range(num_rrg)]
+    tail = layers.Conv2D(3 * fold * fold, 3, padding="same", dtype="float32", name=f"{prefix}tail")
+    unfolding = PixelShuffle(fold, name=f"{prefix}unfold", dtype="float32") if fold > 1 else None
+
+    def residual(x):
+        x = folding(x) if folding else x
+        x = head(x)
+        for group in groups:
+            x = group(x)
+        x = tail(x)
+        return unfolding(x) if unfolding else x
+
+    return residual
+
+
 def _residual_network(
     name: str,
     num_rrg: int,
@@ -76,6 +96,7 @@ def _residual_network(
     refine_keeps_mean: bool = False,
     refine_fold: int = 1,
     body_views: int = 1,
+    anchor: bool = False,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -84,22 +105,12 @@ def _residual_network(
     refinement follows (:func:`_refinement`). With ``body_views`` > 1 the body (everything before the refinement)
     runs on that many mirrored copies of the input (:data:`VIEW_FLIPS`), sharing its weights, and their outputs,
     flipped back, are averaged: the test-time views inside the network, so that the refinement runs once, on the
-    average, instead of once per view.
+    average, instead of once per view. With ``anchor`` a second body of the same shape (layers named ``anchor_*``,
+    one view, no refinement) runs on the input, and the output is scaled per channel to that body's mean colour
+    (:class:`MatchMeanColour`): one network chooses each image's brightness, the other its detail.
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
-    folding = PixelUnshuffle(fold, name="fold") if fold > 1 else None
-    head = layers.Conv2D(channels, 3, padding="same", name="head")
-    groups = [RecursiveResidualGroup(channels, num_mrb, block, name=f"group_{i + 1}") for i in range(num_rrg)]
-    tail = layers.Conv2D(3 * fold * fold, 3, padding="same", dtype="float32", name="tail")
-    unfolding = PixelShuffle(fold, name="unfold", dtype="float32") if fold > 1 else None
-
-    def residual(x):
-        x = folding(x) if folding else x
-        x = head(x)
-        for group in groups:
-            x = group(x)
-        x = tail(x)
-        return unfolding(x) if unfolding else x
+    residual = _body("", num_rrg, num_mrb, channels, block, fold)
 
     if body_views == 1:
         outputs = layers.Add(dtype="float32", name="enhanced")([inputs, residual(inputs)])
@@ -115,7 +126,30 @@ def _residual_network(
         outputs = layers.Average(dtype="float32", name="enhanced")(views)
     if refine:
         outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold)
+    if anchor:
+        anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
+        anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)])
+        outputs = MatchMeanColour(dtype="float32", name="anchored")([outputs, anchored])
     return keras.Model(inputs, outputs, name=name)
+
+
+ANCHOR_PREFIX = "anchor_"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MatchMeanColour(layers.Layer):
+    """``[image, anchor]`` -> the image scaled per channel so that its mean colour is the anchor's.
+
+    Both means go through :func:`spatial_mean` (image first, then anchor), so the tiles of a large image take the
+    whole image's, recorded in one pass, like every other global average. A channel whose mean is zero (an all-black
+    output) is left at zero rather than divided by it.
+    """
+
+    def call(self, inputs):
+        image, anchor = inputs
+        image_mean = spatial_mean(image)
+        anchor_mean = spatial_mean(anchor)
+        return image * anchor_mean / keras.ops.maximum(image_mean, 1e-6)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -165,11 +199,22 @@ def _mirnet(
     refine_keeps_mean: bool = False,
     refine_fold: int = 1,
     body_views: int = 1,
+    anchor: bool = False,
 ) -> keras.Model:
     if refine and (4 * fold) % refine_fold:
         raise ValueError(f"refine_fold {refine_fold} must divide the network's size multiple {4 * fold}")
     return _residual_network(
-        "mirnet", num_rrg, num_mrb, channels, "multi_scale", fold, refine, refine_keeps_mean, refine_fold, body_views
+        "mirnet",
+        num_rrg,
+        num_mrb,
+        channels,
+        "multi_scale",
+        fold,
+        refine,
+        refine_keeps_mean,
+        refine_fold,
+        body_views,
+        anchor,
     )
 
 
@@ -200,6 +245,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_keeps_mean": False,
             "refine_fold": 1,
             "body_views": 1,
+            "anchor": False,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),

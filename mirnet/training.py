@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from mirnet.architectures import ARCHITECTURES, build_model, dtype_policy, resolve_arguments
+from mirnet.architectures import ANCHOR_PREFIX, ARCHITECTURES, build_model, dtype_policy, resolve_arguments
 from mirnet.choices import DEFAULT_PIXEL_LOSS, PRECISIONS
 from mirnet.data import (
     Pair,
@@ -145,6 +145,26 @@ def load_weights_by_layer(model: keras.Model, source: keras.Model) -> None:
         if target is None or [tuple(w.shape) for w in target.weights] != shapes:
             raise ValueError(f"{model.name} has no layer {layer.name!r} with weights of shapes {shapes}")
         target.set_weights(layer.get_weights())
+
+
+def load_anchor_weights(model: keras.Model, source: keras.Model) -> None:
+    """Copy ``source``'s body (every weighted layer but its refinement) into the ``anchor_*`` layers of ``model``, a
+    network built with ``anchor=True``: ``source`` becomes the body that chooses each image's mean colour."""
+    targets = {layer.name: layer for layer in model.layers}
+    copied = 0
+    for layer in source.layers:
+        if not layer.weights or layer.name.startswith("refine_"):
+            continue
+        target = targets.get(ANCHOR_PREFIX + layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if target is None or [tuple(w.shape) for w in target.weights] != shapes:
+            raise ValueError(
+                f"{model.name} has no layer {ANCHOR_PREFIX + layer.name!r} with weights of shapes {shapes}"
+            )
+        target.set_weights(layer.get_weights())
+        copied += 1
+    if not copied:
+        raise ValueError(f"{source.name} has no body layers with weights to anchor to")
 
 
 def freeze_all_but(model: keras.Model, patterns: list[str]) -> None:

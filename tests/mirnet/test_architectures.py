@@ -229,3 +229,76 @@ def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
     alone = to_uint8(Enhancer(loaded, tile=256, context=None).enhance(image))
     assert psnr(to_uint8(shared.enhance(image)), whole) > 45
     assert len(shared.batch_sizes) > 1 and psnr(alone, whole) < 35
+
+
+def _random_mirnet(seed: int, **arguments):
+    model = build_model("mirnet", **arguments)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+def test_an_anchored_network_is_the_detail_scaled_to_the_anchor_bodys_mean_colour():
+    """``anchor=True``: a second body (``anchor_*``) beside the network; the output is the network's own, scaled
+    per channel so that its mean colour is that body's. The anchor's refinement is left out: with
+    ``refine_keeps_mean`` it does not move the mean colour, which the assertions below also check."""
+    from mirnet.global_statistics import recording
+    from mirnet.training import load_anchor_weights, load_weights_by_layer
+
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 4, "refine_keeps_mean": True}
+    detail = _random_mirnet(5, **arguments)
+    source = _random_mirnet(6, **arguments)
+    anchored = build_model("mirnet", anchor=True, **arguments)
+    load_weights_by_layer(anchored, detail)
+    load_anchor_weights(anchored, source)
+    source_body = keras.Model(source.inputs, source.get_layer("enhanced").output)
+    assert anchored.count_params() == detail.count_params() + source_body.count_params()
+
+    x = np.random.default_rng(7).random((2, 32, 48, 3), dtype=np.float32)
+    with recording() as values:
+        out = np.asarray(anchored(x))
+    own, target = np.asarray(detail(x)), np.asarray(source(x))
+    gain = target.mean(axis=(1, 2)) / own.mean(axis=(1, 2))
+    assert np.abs(np.log(gain)).max() > 0.05  # the two networks disagree: the checks below can fail
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), target.mean(axis=(1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(out, own * gain[:, None, None, :], rtol=1e-4, atol=1e-6)
+    assert [tuple(v.shape) for v in values[-2:]] == [(2, 1, 1, 3)] * 2  # the means that tiles replay
+
+
+def test_anchor_weights_must_fit_the_anchor_body():
+    from mirnet.training import load_anchor_weights
+
+    anchored = build_model("mirnet", anchor=True, channels=4, fold=4, num_rrg=1, num_mrb=1)
+    with pytest.raises(ValueError, match="no layer 'anchor_head'"):
+        load_anchor_weights(anchored, build_model("mirnet", channels=8, fold=4, num_rrg=1, num_mrb=1))
+    with pytest.raises(ValueError, match="no layer 'anchor_group_2'"):
+        load_anchor_weights(anchored, build_model("mirnet", channels=4, fold=4, num_rrg=2, num_mrb=1))
+
+
+def test_an_anchored_network_tiles_like_its_whole_image(lol_sample):
+    """Both means of the anchoring are recorded in the whole-image pass and replayed by the tiles: the packaged
+    weights as the detail (3 body views inside), and a copy of them made brighter as the anchor."""
+    from mirnet.imageio import load_rgb_uint8, to_uint8
+    from mirnet.inference import Enhancer
+    from mirnet.metrics import psnr
+    from mirnet.models import LoadedModel, load_model
+    from mirnet.training import load_anchor_weights, load_weights_by_layer
+
+    packaged = load_model()
+    brighter = build_model("mirnet", **packaged.arguments)
+    brighter.set_weights(packaged.model.get_weights())
+    kernel, bias = brighter.get_layer("tail").get_weights()
+    brighter.get_layer("tail").set_weights([kernel, bias + 0.05])
+    arguments = {**packaged.arguments, "body_views": 3, "anchor": True}
+    model = build_model("mirnet", **arguments)
+    load_weights_by_layer(model, packaged.model)
+    load_anchor_weights(model, brighter)
+    loaded = LoadedModel(model, {**packaged.card, "arguments": arguments, "inference": {"views": 1}}, "t", "t")
+    image = load_rgb_uint8(str(lol_sample / "low" / "6.png")).astype(np.float32) / 255
+    whole = Enhancer(loaded, tile=None).enhance(image)
+    plain = Enhancer(packaged, tile=None, views=3).enhance(image)
+    assert whole.mean() > plain.mean() + 0.02  # the anchor, not the detail, chose the brightness
+    shared = Enhancer(loaded, tile=256)
+    alone = to_uint8(Enhancer(loaded, tile=256, context=None).enhance(image))
+    assert psnr(to_uint8(shared.enhance(image)), to_uint8(whole)) > 45
+    assert len(shared.batch_sizes) > 1 and psnr(alone, to_uint8(whole)) < 35
