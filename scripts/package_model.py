@@ -107,6 +107,8 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
             "data": "LOL-v1 our485 minus the 48 validation pairs of our485-val.txt (437 pairs); eval15 never used",
         },
         "validation": best["validation"],
+        # scripts/anchor_brightness.py: where the body that sets each image's brightness came from
+        **({"anchor": best["anchor"]} if "anchor" in best else {}),
         # Chosen on the validation split (scripts/package_model.py views); the Enhancer runs what the card says.
         "inference": {"views": views},
     }
