@@ -15,7 +15,8 @@ between two models has to stand out of.
 
 Usage:
   python scripts/validation_scenes.py twins [--list] [--write configs/lists/validation-twins.txt]
-  python scripts/validation_scenes.py score v3=7777b12 v4=mirnet/weights/default.keras [--views 1 3] [--shipped]
+  python scripts/validation_scenes.py score v3=7777b12 v4=mirnet/weights/default.keras [--views 1 3] [--shipped] \
+      [--precision bf16]
 
 A model is ``label=path`` (a .keras file with its card beside it) or ``label=commit`` (the packaged default
 weights as committed there, taken with ``git show``); ``label=a+b+c`` is an ensemble of such models, their outputs
@@ -174,9 +175,17 @@ def _model_path(where: str, workdir: Path) -> Path:
     return target
 
 
-def score(specs: list[str], views: list[int | None], data: Path, val_list: Path, threshold: float) -> None:
-    """Each model with each number of ``views`` (``None``: the views its card ships with), paired against the
-    first model scored with the same number."""
+def score(
+    specs: list[str],
+    views: list[int | None],
+    data: Path,
+    val_list: Path,
+    threshold: float,
+    precision: str = "fp32",
+) -> None:
+    """Each model with each number of ``views`` (``None``: the views its card ships with), in ``precision``,
+    paired against the first model scored with the same number; the first model's later numbers of views are
+    also paired against its first (what more views gain)."""
     from mirnet.data import load_pair_arrays
     from mirnet.inference import Enhancer
     from mirnet.training import evaluate_pairs
@@ -195,7 +204,7 @@ def score(specs: list[str], views: list[int | None], data: Path, val_list: Path,
         for spec in specs:
             label, members = _load_spec(spec, Path(workdir))
             for count in views:
-                enhancers = [Enhancer(loaded, tile=None, views=count) for loaded in members]
+                enhancers = [Enhancer(loaded, precision=precision, tile=None, views=count) for loaded in members]
                 _, _, per_image = evaluate_pairs(Ensemble(enhancers), arrays)  # type: ignore[arg-type]
                 psnr = np.array([value for value, _ in per_image])
                 shown = "+".join(str(enhancer.views) for enhancer in enhancers)
@@ -207,6 +216,9 @@ def score(specs: list[str], views: list[int | None], data: Path, val_list: Path,
                 if count in first:
                     line += "; " + paired_difference(psnr, *first[count], has_twin)
                 else:
+                    if first and spec == specs[0]:
+                        base_label, base = first[views[0]]
+                        line += "; " + paired_difference(psnr, f"{base_label} ({views[0]} view(s))", base, has_twin)
                     first[count] = (label, psnr)
                 print(line, flush=True)
 
@@ -238,6 +250,7 @@ def main() -> None:
     scoring.add_argument(
         "--shipped", action="store_true", help="also each model with the views its card ships with, paired"
     )
+    scoring.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
     args = parser.parse_args()
     if args.command == "twins":
         search = find_twins(args.data, args.val_list, args.threshold)
@@ -246,7 +259,8 @@ def main() -> None:
             write_twin_list(search, args.write, args.threshold)
             print(f"wrote {len(search.twin_names)} names to {args.write}")
     else:
-        score(args.models, [*args.views, *([None] if args.shipped else [])], args.data, args.val_list, args.threshold)
+        views = [*args.views, *([None] if args.shipped else [])]
+        score(args.models, views, args.data, args.val_list, args.threshold, args.precision)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,26 @@ def test_shipped_views_score_each_model_as_its_card_runs_it_and_pair_them(tmp_pa
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("a (shipped: 2 view(s)): ") and "vs" not in lines[1]
     assert lines[2].startswith("b (shipped: 1 view(s)): ") and "vs a: " in lines[2]
+
+
+def test_the_first_models_later_views_pair_against_its_first_in_the_precision_asked(tmp_path: Path, capsys) -> None:
+    """``--views 3 4``: what a 4th view gains is paired on the same images; ``--precision bf16`` runs in bf16."""
+    from mirnet.architectures import build_model
+    from mirnet.models import save_model
+
+    script = load_script("validation_scenes")
+    arguments = {"num_rrg": 1, "num_mrb": 1, "channels": 4}
+    model = build_model("mirnet-lite", **arguments)
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in model.get_weights()])
+    save_model(model, tmp_path / "a.keras", {"architecture": "mirnet-lite", "arguments": arguments})
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("5.png\n9.png\n")
+
+    for precision in ("fp32", "bf16"):
+        script.score([f"a={tmp_path / 'a.keras'}"], [1, 2], SAMPLE, val_list, 0.95, precision)
+    lines = capsys.readouterr().out.splitlines()  # a heading and two lines, for each precision
+    fp32, bf16 = lines[1:3], lines[4:6]
+    assert fp32[0].startswith("a (1 view): ") and "vs" not in fp32[0]
+    assert fp32[1].startswith("a (2 views): ") and "vs a (1 view(s)): " in fp32[1]
+    assert bf16[0] != fp32[0]  # the precision reached the enhancer: bf16 rounds differently
