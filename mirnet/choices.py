@@ -10,3 +10,28 @@ DEFAULT_PIXEL_LOSS = "charbonnier"
 
 # Precision name -> Keras dtype policy: "bf16" computes in bfloat16 with float32 weights.
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+# What inference accepts (``--precision``, ``PRECISION``): a precision, or "auto": the one the model card ships with
+# (``inference.precision``; fp32 if it names none) where this machine computes it natively, fp32 elsewhere.
+AUTO_PRECISION = "auto"
+INFERENCE_PRECISIONS = (AUTO_PRECISION, *PRECISIONS)
+
+# CPU flags (Linux /proc/cpuinfo) of instructions that compute bfloat16 natively; without them TensorFlow emulates
+# bf16 and it is slower than fp32.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively, from ``/proc/cpuinfo`` (or the text given); False where it
+    cannot be read (not Linux)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return any(flag in flags for flag in BF16_CPU_FLAGS)
+    return False

@@ -12,13 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mirnet.choices import DEFAULT_PIXEL_LOSS, PIXEL_LOSSES, PRECISIONS
+from mirnet.choices import AUTO_PRECISION, DEFAULT_PIXEL_LOSS, INFERENCE_PRECISIONS, PIXEL_LOSSES, PRECISIONS
 from mirnet.imageio import ImageLimits
 
 
 def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> None:
     parser.add_argument("--model", default=None, help="a packaged model name or a .keras file (default: packaged)")
-    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="inference precision")
+    parser.add_argument(
+        "--precision",
+        choices=list(INFERENCE_PRECISIONS),
+        default=AUTO_PRECISION,
+        help="inference precision (default auto: the one the model card ships with where this machine computes it "
+        "natively, fp32 elsewhere)",
+    )
     parser.add_argument(
         "--tile",
         type=int,
@@ -175,7 +181,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"PSNR for image {score.name}: {score.psnr:.4f} dB   SSIM: {score.ssim:.4f}", flush=True)
 
     scores = evaluate_folder(args.data, enhancer, on_image)
-    document = report(scores, _model_summary(enhancer.loaded, args.precision, args.tile, enhancer.views))
+    document = report(scores, _model_summary(enhancer.loaded, enhancer.precision, args.tile, enhancer.views))
     print(f"\nAverage PSNR: {document['mean']['psnr']:.4f} dB")
     print(f"Average SSIM: {document['mean']['ssim']:.4f}")
     if scores:
@@ -256,7 +262,11 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"architecture: {loaded.architecture} ({ARCHITECTURES[loaded.architecture].description})")
     print(f"arguments:    {json.dumps(loaded.arguments, sort_keys=True)}")
     print(f"parameters:   {loaded.model.count_params():,}")
-    print("precision:    fp32 weights; inference in fp32 or bf16 (--precision)")
+    shipped = card.get("inference", {})
+    print(
+        f"inference:    {shipped.get('views', 1)} view(s), {shipped.get('precision', 'fp32')} where the machine "
+        "computes it natively (fp32 weights; --precision fp32 or bf16 to choose)"
+    )
     for section in ("training", "validation", "eval15"):
         if section in card:
             print(f"{section + ':':<14}{json.dumps(card[section], sort_keys=True)}")

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from mirnet.architectures import ARCHITECTURES, VIEW_FLIPS, build_model, resolve_arguments
-from mirnet.choices import PRECISIONS
+from mirnet.choices import AUTO_PRECISION, INFERENCE_PRECISIONS, PRECISIONS, cpu_has_bf16
 from mirnet.global_statistics import recording, replaying
 from mirnet.models import LoadedModel
 from mirnet.tiling import Window, plan_windows
@@ -70,6 +70,24 @@ class _Canvas:
         return np.clip(blended[: self.height, : self.width], 0.0, 1.0)
 
 
+def native_bf16() -> bool:
+    """Whether this machine computes bfloat16 natively: a GPU, or a CPU with AVX-512 BF16 or AMX."""
+    return cpu_has_bf16() or bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_precision(requested: str, card: dict, native: Callable[[], bool] = native_bf16) -> str:
+    """``requested`` itself, or for "auto" the precision the model card ships with (fp32 if it names none) where
+    the machine computes it natively (``native()``), fp32 elsewhere."""
+    if requested not in INFERENCE_PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(INFERENCE_PRECISIONS)}, not {requested!r}")
+    if requested != AUTO_PRECISION:
+        return requested
+    shipped = card.get("inference", {}).get("precision", "fp32")
+    if shipped not in PRECISIONS:
+        raise ValueError(f"the model card ships with precision {shipped!r}; known: {sorted(PRECISIONS)}")
+    return shipped if shipped == "fp32" or native() else "fp32"
+
+
 class Enhancer:
     """Runs a loaded model on images of any size, in ``fp32`` or ``bf16``, tiled when they are large."""
 
@@ -88,13 +106,13 @@ class Enhancer:
         left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with.
         ``context``: the tiles of an image share the global averages of one whole-image pass at most this many
         pixels on its longer side (downscaled if the image is larger); ``None``: each tile uses its own.
+        ``precision``: "fp32", "bf16", or "auto" (:func:`resolve_precision`); ``self.precision`` is what runs.
         """
         if views is None:
             views = int(loaded.card.get("inference", {}).get("views", 1))
         if views not in VIEW_FLIPS:
             raise ValueError(f"views must be one of {sorted(VIEW_FLIPS)}, not {views}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
+        precision = resolve_precision(precision, loaded.card)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         arch = ARCHITECTURES[loaded.architecture]

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from mirnet.choices import PRECISIONS
+from mirnet.choices import AUTO_PRECISION, INFERENCE_PRECISIONS
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -80,7 +80,8 @@ class Settings:
     max_side: int = 20_000
 
     model: str | None = None  # None: the packaged default model
-    precision: str = "fp32"
+    # "auto": the precision the model card ships with where this machine computes it natively, else fp32
+    precision: str = AUTO_PRECISION
     tile: int = 1024  # whole-image inference up to 1024x1024; see docs/MODEL.md on tiling a global network
     max_batch: int = 4
     max_batch_delay_ms: int = 200
@@ -105,8 +106,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.storage_backend not in ("local", "s3"):
             raise SettingsError(f"STORAGE_BACKEND={self.storage_backend!r}: use 'local' or 's3'")
-        if self.precision not in PRECISIONS:
-            raise SettingsError(f"PRECISION={self.precision!r}: use {' or '.join(PRECISIONS)}")
+        if self.precision not in INFERENCE_PRECISIONS:
+            choices = ", ".join(INFERENCE_PRECISIONS[:-1]) + f" or {INFERENCE_PRECISIONS[-1]}"
+            raise SettingsError(f"PRECISION={self.precision!r}: use {choices}")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
         if len(self.retrain_schedule.split()) not in (0, 5):

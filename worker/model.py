@@ -71,7 +71,14 @@ def get_enhancer(settings: Settings) -> Enhancer:
     if _enhancer is None or _enhancer_pid != os.getpid():
         _enhancer = _load_active(settings, active) if active else _load_configured(settings)
         _enhancer_pid = os.getpid()
-        log.info("loaded model %s from %s in pid %s", _enhancer.loaded.version, _enhancer.loaded.source, _enhancer_pid)
+        log.info(
+            "loaded model %s from %s in pid %s (%s, %d view(s))",
+            _enhancer.loaded.version,
+            _enhancer.loaded.source,
+            _enhancer_pid,
+            _enhancer.precision,
+            _enhancer.views,
+        )
     elif active is not None and active[0] not in (_enhancer.loaded.version, _unloadable):
         _switch(settings, active)
     return _enhancer

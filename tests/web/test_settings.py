@@ -13,7 +13,7 @@ def test_defaults_are_the_embedded_platform() -> None:
     assert settings.max_upload_bytes == 50 * 2**20
     assert settings.max_pixels == 50_000_000
     assert (settings.precision, settings.tile, settings.max_batch, settings.max_batch_delay_ms) == (
-        "fp32",
+        "auto",
         1024,
         4,
         200,
@@ -74,7 +74,7 @@ def test_bad_values_are_refused_with_the_variable_name(env: dict[str, str]) -> N
 
 
 def test_an_unknown_precision_names_the_ones_there_are() -> None:
-    with pytest.raises(SettingsError, match=r"^PRECISION='fp16': use fp32 or bf16$"):
+    with pytest.raises(SettingsError, match=r"^PRECISION='fp16': use auto, fp32 or bf16$"):
         Settings.from_env({"PRECISION": "fp16"})
 
 
