@@ -7,7 +7,10 @@
 - ``measure``: run once, when the model is chosen. eval15 in fp32 and bf16 (the same code as ``lowlight eval``,
   per-image JSON in ``docs/results/``), and seconds per 600x400 image in fp32 and bf16 of the packaged model and
   of the seed's network, measured in this one process; all of it goes into the card;
-- ``table``: the per-image eval15 table that README and docs/MODEL.md show, from that JSON.
+- ``table``: the per-image eval15 table that README and docs/MODEL.md show, from that JSON;
+- ``inference``: ship the packaged weights with other test-time views and precision (chosen on the validation
+  split), as a new version: the card's inference settings, version and description change, its eval15 and speed
+  figures are dropped until ``measure`` runs again, and the version it came from is recorded.
 
 Usage:
   python scripts/package_model.py views runs/default-v1
@@ -15,6 +18,7 @@ Usage:
       --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json --stage configs/default-v2.json
   python scripts/package_model.py measure [--repeats 5]
   python scripts/package_model.py table [--gt-mean]
+  python scripts/package_model.py inference --views 4 --precision bf16 --version mirnet-lol-v7 --description "..."
 """
 
 from __future__ import annotations
@@ -186,12 +190,30 @@ def measure(repeats: int) -> None:
         "seed_fp32": _seconds_per_image(seed, "fp32", image, repeats),
     }
     speed["fp32_vs_seed_fp32"] = speed["fp32"] / speed["seed_fp32"]
+    speed["bf16_vs_seed_fp32"] = speed["bf16"] / speed["seed_fp32"]
     speed = {key: round(value, 4) for key, value in speed.items()}
     speed["command"] = f"python scripts/package_model.py measure --repeats {repeats} (best of {repeats}, one process)"
     print(speed)
     card["eval15"] = eval15
     card["seconds_per_600x400"] = speed
     card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+
+
+def reinfer(views: int, precision: str, version: str, description: str) -> None:
+    """The packaged weights, unchanged, as ``version`` with ``views`` and ``precision`` for inference."""
+    card_file = WEIGHTS / "default.json"
+    card = json.loads(card_file.read_text())
+    previous = {"version": card["version"], "inference": card.get("inference", {})}
+    for stale in ("eval15", "seconds_per_600x400"):
+        card.pop(stale, None)
+    card.update(
+        version=version,
+        description=description,
+        inference={"views": views, "precision": precision},
+        weights_from=previous,
+    )
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    print(json.dumps({key: card[key] for key in ("version", "inference", "weights_from")}, indent=2))
 
 
 def eval15_table(gt_mean: bool) -> str:
@@ -223,6 +245,11 @@ def main() -> None:
     meas.add_argument("--repeats", type=int, default=5)
     table = commands.add_parser("table", help="the per-image eval15 table (Markdown) for README and docs/MODEL.md")
     table.add_argument("--gt-mean", action="store_true", help="add the GT-mean diagnostic column")
+    infer = commands.add_parser("inference", help="the packaged weights with other views and precision")
+    infer.add_argument("--views", type=int, required=True, choices=[1, 2, 3, 4])
+    infer.add_argument("--precision", required=True, choices=["fp32", "bf16"])
+    infer.add_argument("--version", required=True)
+    infer.add_argument("--description", required=True)
     args = parser.parse_args()
     if args.command == "package":
         package(args.run, args.version, args.description, [stage.resolve() for stage in args.stage], args.views)
@@ -230,6 +257,8 @@ def main() -> None:
         compare_views(args.run)
     elif args.command == "table":
         print(eval15_table(args.gt_mean))
+    elif args.command == "inference":
+        reinfer(args.views, args.precision, args.version, args.description)
     else:
         measure(args.repeats)
 
