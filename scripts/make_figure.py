@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "eval15-before-after.png")
     args = parser.parse_args()
 
-    enhancer = Enhancer(load_model(args.model), tile=None)
+    enhancer = Enhancer(load_model(args.model), precision="auto", tile=None)  # as the platform runs it
     rows = []
     for name in args.names:
         low = load_rgb_uint8(str(args.data / "low" / name))
