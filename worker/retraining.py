@@ -116,6 +116,7 @@ def _run(ctx: RetrainContext, session: Session, run: TrainingRun, owner: str) ->
         data = _materialize(ctx.storage, new + replay, work / "data")
         reporter = _Progress(ctx, session, run, owner)
         candidate_path = _fine_tune(settings, active, active_path, data, work / "run", run, reporter)
+        inherit_inference(active_path, candidate_path)
         arrays = _holdout_arrays(ctx.storage, holdout)
         active_scores = _evaluate(active_path, arrays)
         candidate_scores = _evaluate(candidate_path, arrays)
@@ -261,6 +262,18 @@ def _fine_tune(
     messages = lambda message: log.info("training run %s: %s", run.id, message)  # noqa: E731
     result = Trainer(config, log=messages, on_log_row=on_log_row).run()
     return result.best_path
+
+
+def inherit_inference(active_path: Path, candidate_path: Path) -> None:
+    """Give the candidate's card the active model's test-time views and precision (``inference``): the same network
+    fine-tuned runs as its parent did, so the holdout compares the two as the platform would run them."""
+    inference = json.loads(active_path.with_suffix(".json").read_text()).get("inference")
+    card_file = candidate_path.with_suffix(".json")
+    card = json.loads(card_file.read_text())
+    if inference is None or "inference" in card:
+        return
+    card["inference"] = inference
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
 
 
 RECIPE_KEYS = ("ssim_weight", "exposure_weight", "exposure_jitter")

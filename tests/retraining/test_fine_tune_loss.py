@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from worker.retraining import _trained_recipe
+from worker.retraining import _trained_recipe, inherit_inference
 
 
 def _model_with_card(folder: Path, training: dict) -> Path:
@@ -32,3 +32,18 @@ def test_a_card_from_before_the_weights_existed_means_charbonnier_alone(tmp_path
 def test_the_packaged_card_records_its_loss_weights() -> None:
     packaged = Path(__file__).resolve().parents[2] / "mirnet" / "weights" / "default.keras"
     assert _trained_recipe(packaged)["ssim_weight"] > 0
+
+
+def test_a_candidate_runs_with_the_views_and_precision_of_the_model_it_was_tuned_from(tmp_path: Path) -> None:
+    active = tmp_path / "active.keras"
+    active.with_suffix(".json").write_text(json.dumps({"inference": {"views": 4, "precision": "bf16"}}))
+    candidate = tmp_path / "candidate.keras"
+    candidate.with_suffix(".json").write_text(json.dumps({"architecture": "mirnet", "sha256": "abc"}))
+
+    inherit_inference(active, candidate)
+
+    card = json.loads(candidate.with_suffix(".json").read_text())
+    assert card == {"architecture": "mirnet", "sha256": "abc", "inference": {"views": 4, "precision": "bf16"}}
+    (tmp_path / "plain.json").write_text(json.dumps({}))  # a parent without settings leaves the candidate alone
+    inherit_inference(tmp_path / "plain.keras", candidate)
+    assert json.loads(candidate.with_suffix(".json").read_text()) == card
