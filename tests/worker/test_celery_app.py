@@ -76,7 +76,7 @@ def test_importing_the_worker_app_does_not_import_tensorflow(tmp_path: Path) -> 
 def test_a_configuration_the_model_cannot_run_with_is_reported_as_such(tiny_model_path: Path) -> None:
     from worker.model import ModelUnavailable, load_enhancer
 
-    with pytest.raises(ModelUnavailable, match=r"cannot run with PRECISION=fp32 TILE=8 MAX_BATCH=4: tile 8"):
+    with pytest.raises(ModelUnavailable, match=r"cannot run with PRECISION=auto TILE=8 MAX_BATCH=4: tile 8"):
         load_enhancer(Settings.from_env({}, model=str(tiny_model_path), tile=8))
     with pytest.raises(ModelUnavailable, match=r"model '.*nowhere.keras' cannot be loaded"):
         load_enhancer(Settings.from_env({}, model=str(tiny_model_path.with_name("nowhere.keras"))))
