@@ -132,38 +132,30 @@ def build_for_training(config: TrainConfig) -> keras.Model:
     return model
 
 
-def load_weights_by_layer(model: keras.Model, source: keras.Model) -> None:
-    """Copy ``source``'s weights into the layers of ``model`` with the same names; layers that ``source`` lacks keep
-    their initial values, so a network can grow from a trained one. Every weighted layer of ``source`` must exist in
-    ``model`` with the same shapes."""
+def load_weights_by_layer(
+    model: keras.Model, source: keras.Model, prefix: str = "", skip: Callable[[str], bool] = lambda name: False
+) -> int:
+    """Copy ``source``'s weights into the layers of ``model`` with the same names (``prefix`` + the name); layers
+    that ``source`` lacks keep their initial values, so a network can grow from a trained one. Every weighted layer
+    of ``source`` but those ``skip`` names must exist in ``model`` with the same shapes. Returns how many copied."""
     targets = {layer.name: layer for layer in model.layers}
+    copied = 0
     for layer in source.layers:
-        if not layer.weights:
+        if not layer.weights or skip(layer.name):
             continue
-        target = targets.get(layer.name)
+        target = targets.get(prefix + layer.name)
         shapes = [tuple(w.shape) for w in layer.weights]
         if target is None or [tuple(w.shape) for w in target.weights] != shapes:
-            raise ValueError(f"{model.name} has no layer {layer.name!r} with weights of shapes {shapes}")
+            raise ValueError(f"{model.name} has no layer {prefix + layer.name!r} with weights of shapes {shapes}")
         target.set_weights(layer.get_weights())
+        copied += 1
+    return copied
 
 
 def load_anchor_weights(model: keras.Model, source: keras.Model) -> None:
     """Copy ``source``'s body (every weighted layer but its refinement) into the ``anchor_*`` layers of ``model``, a
     network built with ``anchor=True``: ``source`` becomes the body that chooses each image's mean colour."""
-    targets = {layer.name: layer for layer in model.layers}
-    copied = 0
-    for layer in source.layers:
-        if not layer.weights or layer.name.startswith("refine_"):
-            continue
-        target = targets.get(ANCHOR_PREFIX + layer.name)
-        shapes = [tuple(w.shape) for w in layer.weights]
-        if target is None or [tuple(w.shape) for w in target.weights] != shapes:
-            raise ValueError(
-                f"{model.name} has no layer {ANCHOR_PREFIX + layer.name!r} with weights of shapes {shapes}"
-            )
-        target.set_weights(layer.get_weights())
-        copied += 1
-    if not copied:
+    if not load_weights_by_layer(model, source, ANCHOR_PREFIX, skip=lambda name: name.startswith("refine_")):
         raise ValueError(f"{source.name} has no body layers with weights to anchor to")
 
 

@@ -45,7 +45,7 @@ def assemble(detail_run: Path, anchor_path: Path, body_views: int, out: Path, co
     model = build_model(detail.architecture, **arguments)
     load_weights_by_layer(model, detail.model)
     load_anchor_weights(model, anchor.model)
-    validation = _validate(model, arguments, detail.card["training"])
+    validation = _validate(model, detail.architecture, arguments, detail.card["training"])
     card = {
         **detail.card,
         "arguments": arguments,
@@ -72,7 +72,7 @@ def assemble(detail_run: Path, anchor_path: Path, body_views: int, out: Path, co
     return json.loads((out / "best.json").read_text())
 
 
-def _validate(model, arguments: dict, training: dict) -> dict:
+def _validate(model, architecture: str, arguments: dict, training: dict) -> dict:
     """The assembled model's validation PSNR/SSIM (whole images, 1 view outside), on the detail run's split."""
     from mirnet.data import load_validation_arrays
     from mirnet.inference import Enhancer
@@ -80,7 +80,7 @@ def _validate(model, arguments: dict, training: dict) -> dict:
     from mirnet.training import evaluate_pairs
 
     arrays = load_validation_arrays(training["data"], training["validation_list"])
-    loaded = LoadedModel(model, {"architecture": "mirnet", "arguments": arguments}, "assembled", "assembled")
+    loaded = LoadedModel(model, {"architecture": architecture, "arguments": arguments}, "assembled", "assembled")
     psnr, ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None, views=1), arrays)
     return {"psnr": psnr, "ssim": ssim}
 

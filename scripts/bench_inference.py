@@ -37,7 +37,8 @@ def benchmark_architectures(repeats: int, skip_full: bool) -> None:
 
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
     megapixels = image.shape[0] * image.shape[1] / 1e6
-    candidates = [("default (packaged)", load_model())]
+    packaged = load_model()
+    candidates = [("default (packaged)", packaged)]
     seed_args = {"num_rrg": 3, "num_mrb": 2, "channels": 64}
     candidates.append(("mirnet-lite 3x2x64 (seed)", _wrap(build_model("mirnet-lite", **seed_args), "mirnet-lite",
                                                           seed_args)))
@@ -54,7 +55,7 @@ def benchmark_architectures(repeats: int, skip_full: bool) -> None:
         print(f"{name:<28}{params:>12,}{fp32:>12.3f}{fp32 / megapixels:>11.3f}{bf16:>12.3f}{bf16 / fp32:>11.2f}")
     seed = results["mirnet-lite 3x2x64 (seed)"]["fp32"]
     default = results["default (packaged)"]
-    shipped = resolve_precision("auto", candidates[0][1].card)  # what the platform runs here
+    shipped = resolve_precision("auto", packaged.card)  # what the platform runs here
     print(f"default fp32 time / seed fp32 time: {default['fp32'] / seed:.2f}")
     print(f"default as it runs here ({shipped}, precision auto) / seed fp32 time: {default[shipped] / seed:.2f}")
 
