@@ -6,7 +6,9 @@ Everything a run needs lives in its output folder:
 - ``checkpoint.keras`` + ``state.json``: the last checkpoint (model, optimizer, step), written atomically;
 - ``ema.npz``: with ``ema_decay``, the moving average of the weights at that checkpoint (what is validated);
 - ``log.csv``: one row per validation (step, loss, learning rate, val_psnr, val_ssim, seconds);
-- ``best.keras`` + ``best.json``: the weights with the highest validation PSNR, with their model card.
+- ``best.keras`` + ``best.json``: the weights with the highest validation PSNR, with their model card;
+- ``final.keras`` + ``final.json``: the weights of the last step, with their card (what a weight average of
+  several runs, a "soup", is made of: the end of a schedule rather than its luckiest validation).
 """
 
 from __future__ import annotations
@@ -268,7 +270,13 @@ class Trainer:
         tmp_state.write_text(json.dumps(state, indent=2))
         os.replace(tmp_state, self.out / "state.json")
 
-    def _card(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _card(self, state: dict[str, Any], final: bool = False) -> dict[str, Any]:
+        """The model card of the best weights, or with ``final`` of the last step's (validated at that step)."""
+        step, psnr, ssim = (
+            (state["step"], state.get("final_val_psnr"), state.get("final_val_ssim"))
+            if final
+            else (state["best_step"], state["best_val_psnr"], state["best_val_ssim"])
+        )
         return {
             "architecture": self.config.arch,
             "arguments": self.arguments,
@@ -278,7 +286,7 @@ class Trainer:
                 "validation_pairs": len(self.val_pairs),
                 "validation_list": self.config.val_list,
                 "excluded_list": self.config.exclude_list,
-                "steps": state["best_step"],
+                "steps": step,
                 "batch_size": self.config.batch_size,
                 "crop_size": self.config.crop_size,
                 "learning_rate": self.config.learning_rate,
@@ -294,7 +302,7 @@ class Trainer:
                 "ema_decay": self.config.ema_decay,
                 "seconds": round(state["seconds"], 1),
             },
-            "validation": {"psnr": state["best_val_psnr"], "ssim": state["best_val_ssim"]},
+            "validation": {"psnr": psnr, "ssim": ssim},
         }
 
     # The loop ------------------------------------------------------------------------------------------------
@@ -383,6 +391,9 @@ class Trainer:
             # Without a validation split the last weights are the only choice.
             state.update(best_step=state["step"])
             save_model(model, self.out / "best.keras", self._card(state))
+        if state["step"] == self.config.steps:
+            state.update(final_val_psnr=row.get("val_psnr"), final_val_ssim=row.get("val_ssim"))
+            save_model(model, self.out / "final.keras", self._card(state, final=True))
         self._append_log(row)
 
     def _append_log(self, row: dict[str, Any]) -> None:

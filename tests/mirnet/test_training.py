@@ -412,5 +412,16 @@ def test_bf16_training_validates_and_saves_float32_models_and_resumes(tmp_path, 
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
     assert [int(row["step"]) for row in rows] == [2, 4]
 
+    # final.keras holds the last step's weights (not the best), in float32, with a card for that step.
+    final = load_model(tmp_path / "run" / "final.keras")
+    with dtype_policy("mixed_bfloat16"):
+        last = keras.models.load_model(tmp_path / "run" / "checkpoint.keras", compile=False)
+    assert all(np.array_equal(a, b) for a, b in zip(final.model.get_weights(), last.get_weights(), strict=True))
+    step_two = checkpoint.get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(final.model.get_weights(), step_two, strict=True))
+    assert {layer.dtype_policy.name for layer in final.model.layers if layer.weights} == {"float32"}
+    assert final.card["training"]["steps"] == 4
+    assert final.card["validation"]["psnr"] == pytest.approx(float(rows[-1]["val_psnr"]), abs=1e-3)
+
     with pytest.raises(ValueError, match="precision"):
         Trainer(TrainConfig(data=str(lol_sample), out=str(tmp_path / "other"), precision="fp16"))
