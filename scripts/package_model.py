@@ -10,10 +10,7 @@
 - ``table``: the per-image eval15 table that README and docs/MODEL.md show, from that JSON;
 - ``inference``: ship the packaged weights with other test-time views and precision (chosen on the validation
   split), as a new version: the card's inference settings, version and description change, its eval15 and speed
-  figures are dropped until ``measure`` runs again, and the version it came from is recorded;
-- ``soup RUN RUN ...``: the plain average of the last weights (``final.keras``) of several runs that each trained
-  the packaged weights, packaged as a new version with the packaged model's inference settings; its card names
-  every run's command and the packaged model's stages before them.
+  figures are dropped until ``measure`` runs again, and the version it came from is recorded.
 
 Usage:
   python scripts/package_model.py views runs/default-v1
@@ -22,8 +19,6 @@ Usage:
   python scripts/package_model.py measure [--repeats 5]
   python scripts/package_model.py table [--gt-mean]
   python scripts/package_model.py inference --views 4 --precision bf16 --version mirnet-lol-v7 --description "..."
-  python scripts/package_model.py soup runs/pinned-soup-1 runs/pinned-soup-2 runs/pinned-soup-3 \
-      --version mirnet-lol-v8 --description "..."
 """
 
 from __future__ import annotations
@@ -33,8 +28,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-
-import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -144,6 +137,8 @@ def _seconds_per_image(loaded, precision: str, image, repeats: int, views: int |
 
 def compare_views(run: Path) -> None:
     """Validation scores of each number of test-time views (validation only: this is how views are chosen)."""
+    import numpy as np
+
     from mirnet.data import load_validation_arrays
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import Enhancer
@@ -162,6 +157,8 @@ def compare_views(run: Path) -> None:
 
 
 def measure(repeats: int) -> None:
+    import numpy as np
+
     from mirnet.architectures import build_model
     from mirnet.evaluation import evaluate_folder, report
     from mirnet.imageio import load_rgb_uint8
@@ -219,74 +216,6 @@ def reinfer(views: int, precision: str, version: str, description: str) -> None:
     print(json.dumps({key: card[key] for key in ("version", "inference", "weights_from")}, indent=2))
 
 
-def soup(runs: list[Path], version: str, description: str, weights: Path = WEIGHTS) -> dict:
-    """The average of ``runs``' last weights as the packaged model ``version``. Each run must have finished and
-    have started from the packaged weights themselves; the packaged model's stages become the earlier stages."""
-    from average_weights import combine
-
-    from mirnet.data import load_validation_arrays
-    from mirnet.flops import gflops_per_image
-    from mirnet.inference import Enhancer
-    from mirnet.models import load_model, save_model
-    from mirnet.training import evaluate_pairs
-
-    parent_card = json.loads((weights / "default.json").read_text())
-    parent = load_model(weights / "default.keras").model.get_weights()
-    ingredients, finals = [], []
-    for run in runs:
-        config, state = (json.loads((run / name).read_text()) for name in ("config.json", "state.json"))
-        if state["step"] != config["steps"] or not (run / "final.keras").exists():
-            raise SystemExit(f"{run} has not finished its {config['steps']} steps")
-        start = load_model(REPO / config["init_from"]).model.get_weights()
-        if len(start) != len(parent) or not all(np.array_equal(a, b) for a, b in zip(start, parent, strict=True)):
-            raise SystemExit(f"{run} started from {config['init_from']}, not the packaged {parent_card['version']}")
-        final = load_model(run / "final.keras")
-        finals.append(final)
-        ingredients.append({
-            "command": f"lowlight train --config {_committed_config(config)}",
-            "seed": config["seed"],
-            "steps": state["step"],
-            "hours": round(state["seconds"] / 3600, 2),
-            "final_validation": final.card["validation"],
-        })
-    first = finals[0]
-    if any((f.architecture, f.arguments) != (first.architecture, first.arguments) for f in finals):
-        raise SystemExit("the runs must train one architecture with the same arguments")
-    first.model.set_weights(combine([f.model.get_weights() for f in finals], [1.0] * len(finals)))
-    training = first.card["training"]
-    arrays = load_validation_arrays(REPO / training["data"], REPO / training["validation_list"])
-    val_psnr, val_ssim, _ = evaluate_pairs(Enhancer(first, tile=None, views=1), arrays)
-
-    parent_training = parent_card["training"]
-    earlier = [*parent_training["earlier_stages"], {
-        "command": parent_training["command"], **_stage_figures(parent_card)[-1],
-    }]
-    hours = round(sum(ingredient["hours"] for ingredient in ingredients), 2)
-    card = {
-        "version": version,
-        "description": description,
-        "architecture": first.architecture,
-        "arguments": first.arguments,
-        "gflops_per_600x400": round(gflops_per_image(first.model, first.architecture, first.arguments), 2),
-        "training": {
-            **training,
-            "config": ingredients[0]["command"].split("--config ")[1],
-            "command": ingredients[0]["command"],
-            "soup_of": ingredients,
-            "soup": f"the plain average of the last weights of {len(runs)} runs, each from {parent_card['version']}",
-            "earlier_stages": earlier,
-            "total_steps": sum(ingredient["steps"] for ingredient in ingredients),
-            "hours": hours,
-            "hours_all_stages": round(sum(stage["hours"] for stage in earlier) + hours, 2),
-            "data": parent_training["data"],
-        },
-        "validation": {"psnr": val_psnr, "ssim": val_ssim},
-        "inference": parent_card.get("inference", {}),
-    }
-    save_model(first.model, weights / "default.keras", card)
-    return card
-
-
 def eval15_table(gt_mean: bool) -> str:
     """The per-image eval15 table of the packaged model as Markdown, from what ``measure`` wrote."""
     document = json.loads((RESULTS / "eval15-default.json").read_text())
@@ -321,10 +250,6 @@ def main() -> None:
     infer.add_argument("--precision", required=True, choices=["fp32", "bf16"])
     infer.add_argument("--version", required=True)
     infer.add_argument("--description", required=True)
-    mix = commands.add_parser("soup", help="the average of several runs' last weights as a new packaged version")
-    mix.add_argument("runs", type=Path, nargs="+")
-    mix.add_argument("--version", required=True)
-    mix.add_argument("--description", required=True)
     args = parser.parse_args()
     if args.command == "package":
         package(args.run, args.version, args.description, [stage.resolve() for stage in args.stage], args.views)
@@ -334,9 +259,6 @@ def main() -> None:
         print(eval15_table(args.gt_mean))
     elif args.command == "inference":
         reinfer(args.views, args.precision, args.version, args.description)
-    elif args.command == "soup":
-        card = soup(args.runs, args.version, args.description)
-        print(json.dumps({key: card[key] for key in ("version", "validation", "inference")}, indent=2))
     else:
         measure(args.repeats)
 
