@@ -16,6 +16,10 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 AUTO_PRECISION = "auto"
 INFERENCE_PRECISIONS = (AUTO_PRECISION, *PRECISIONS)
 
+# Test-time views (``--views``, ``VIEWS``; mirnet.architectures.VIEW_FLIPS): the image, then its left-right, up-down
+# and both-ways mirrors, each enhanced and the outputs averaged.
+VIEW_COUNTS = (1, 2, 3, 4)
+
 # CPU flags (Linux /proc/cpuinfo) of instructions that compute bfloat16 natively; without them TensorFlow emulates
 # bf16 and it is slower than fp32.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")

@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mirnet.choices import AUTO_PRECISION, DEFAULT_PIXEL_LOSS, INFERENCE_PRECISIONS, PIXEL_LOSSES, PRECISIONS
+from mirnet.choices import (
+    AUTO_PRECISION,
+    DEFAULT_PIXEL_LOSS,
+    INFERENCE_PRECISIONS,
+    PIXEL_LOSSES,
+    PRECISIONS,
+    VIEW_COUNTS,
+)
 from mirnet.imageio import ImageLimits
 
 
@@ -34,7 +41,7 @@ def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> Non
     parser.add_argument(
         "--views",
         type=int,
-        choices=[1, 2, 3, 4],
+        choices=VIEW_COUNTS,
         default=None,
         help="mirrored copies averaged per image (default: as the model card says)",
     )

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from mirnet.choices import AUTO_PRECISION, INFERENCE_PRECISIONS
+from mirnet.choices import AUTO_PRECISION, INFERENCE_PRECISIONS, VIEW_COUNTS
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -82,6 +82,9 @@ class Settings:
     model: str | None = None  # None: the packaged default model
     # "auto": the precision the model card ships with where this machine computes it natively, else fp32
     precision: str = AUTO_PRECISION
+    # Test-time views; None: as many as the model card ships with. On a CPU without bf16 instructions the packaged
+    # model's 4 views run in fp32, over half the seed network's time; VIEWS=3 brings it under (docs/MODEL.md).
+    views: int | None = None
     tile: int = 1024  # whole-image inference up to 1024x1024; see docs/MODEL.md on tiling a global network
     max_batch: int = 4
     max_batch_delay_ms: int = 200
@@ -109,6 +112,9 @@ class Settings:
         if self.precision not in INFERENCE_PRECISIONS:
             choices = ", ".join(INFERENCE_PRECISIONS[:-1]) + f" or {INFERENCE_PRECISIONS[-1]}"
             raise SettingsError(f"PRECISION={self.precision!r}: use {choices}")
+        if self.views is not None and self.views not in VIEW_COUNTS:
+            choices = ", ".join(map(str, VIEW_COUNTS[:-1])) + f" or {VIEW_COUNTS[-1]}"
+            raise SettingsError(f"VIEWS={self.views!r}: use {choices}, or leave it empty for the model card's")
         if self.task_time_limit <= self.task_soft_time_limit:
             raise SettingsError("TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
         if len(self.retrain_schedule.split()) not in (0, 5):
@@ -148,7 +154,7 @@ class Settings:
             if kind.startswith("bool"):
                 values[name] = _bool(name.upper(), raw)
             elif kind.startswith("int"):
-                values[name] = _int(name.upper(), raw)
+                values[name] = None if not raw and "None" in kind else _int(name.upper(), raw)
             elif kind.startswith("float"):
                 values[name] = _float(name.upper(), raw)
             else:

@@ -57,9 +57,13 @@ def load_enhancer(settings: Settings, path: str | None = None, version: str | No
     if version:
         loaded.version = version
     try:
-        return Enhancer(loaded, precision=settings.precision, tile=settings.tile, batch_size=settings.max_batch)
+        return Enhancer(
+            loaded, precision=settings.precision, views=settings.views, tile=settings.tile,
+            batch_size=settings.max_batch,
+        )
     except ValueError as exc:
-        options = f"PRECISION={settings.precision} TILE={settings.tile} MAX_BATCH={settings.max_batch}"
+        views = "" if settings.views is None else f"VIEWS={settings.views} "
+        options = f"PRECISION={settings.precision} {views}TILE={settings.tile} MAX_BATCH={settings.max_batch}"
         raise ModelUnavailable(f"model {name!r} cannot run with {options}: {exc}") from exc
 
 

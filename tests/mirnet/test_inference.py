@@ -127,6 +127,13 @@ def test_views_default_to_the_model_card(lite):
         Enhancer(lite, tile=None, views=5)
 
 
+def test_the_view_counts_offered_without_tensorflow_are_the_ones_inference_runs():
+    from mirnet.architectures import VIEW_FLIPS
+    from mirnet.choices import VIEW_COUNTS
+
+    assert tuple(sorted(VIEW_FLIPS)) == VIEW_COUNTS
+
+
 def test_tiles_of_the_packaged_model_share_the_whole_image_statistics(lol_sample):
     """The packaged network averages over its whole input; tiles that each average alone disagree in exposure."""
     from mirnet.imageio import load_rgb_uint8

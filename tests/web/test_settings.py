@@ -78,6 +78,16 @@ def test_an_unknown_precision_names_the_ones_there_are() -> None:
         Settings.from_env({"PRECISION": "fp16"})
 
 
+def test_views_default_to_the_model_cards_and_are_checked() -> None:
+    assert Settings.from_env({}).views is None
+    assert Settings.from_env({"VIEWS": ""}).views is None  # docker-compose passes an unset VIEWS as empty
+    assert Settings.from_env({"VIEWS": "3"}).views == 3
+    with pytest.raises(SettingsError, match=r"^VIEWS=5: use 1, 2, 3 or 4, or leave it empty for the model card's$"):
+        Settings.from_env({"VIEWS": "5"})
+    with pytest.raises(SettingsError, match=r"^VIEWS='three' is not an integer$"):
+        Settings.from_env({"VIEWS": "three"})
+
+
 def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):

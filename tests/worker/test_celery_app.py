@@ -73,10 +73,25 @@ def test_importing_the_worker_app_does_not_import_tensorflow(tmp_path: Path) -> 
 
 
 @pytest.mark.integration
+def test_views_come_from_the_setting_or_else_the_model_card(tiny_model_path: Path) -> None:
+    import json
+
+    from worker.model import load_enhancer
+
+    card = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    shipped = int(card.get("inference", {}).get("views", 1))
+    assert load_enhancer(Settings.from_env({}, model=str(tiny_model_path))).views == shipped
+    chosen = 3 if shipped != 3 else 2
+    assert load_enhancer(Settings.from_env({"VIEWS": str(chosen)}, model=str(tiny_model_path))).views == chosen
+
+
+@pytest.mark.integration
 def test_a_configuration_the_model_cannot_run_with_is_reported_as_such(tiny_model_path: Path) -> None:
     from worker.model import ModelUnavailable, load_enhancer
 
     with pytest.raises(ModelUnavailable, match=r"cannot run with PRECISION=auto TILE=8 MAX_BATCH=4: tile 8"):
         load_enhancer(Settings.from_env({}, model=str(tiny_model_path), tile=8))
+    with pytest.raises(ModelUnavailable, match=r"cannot run with PRECISION=auto VIEWS=3 TILE=8 MAX_BATCH=4: tile 8"):
+        load_enhancer(Settings.from_env({}, model=str(tiny_model_path), tile=8, views=3))
     with pytest.raises(ModelUnavailable, match=r"model '.*nowhere.keras' cannot be loaded"):
         load_enhancer(Settings.from_env({}, model=str(tiny_model_path.with_name("nowhere.keras"))))
