@@ -270,12 +270,12 @@ class Trainer:
         tmp_state.write_text(json.dumps(state, indent=2))
         os.replace(tmp_state, self.out / "state.json")
 
-    def _card(self, state: dict[str, Any], final: bool = False) -> dict[str, Any]:
-        """The model card of the best weights, or with ``final`` of the last step's (validated at that step)."""
+    def _card(self, state: dict[str, Any], row: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The model card of the best weights, or of the weights validated in ``row`` (the last step's)."""
         step, psnr, ssim = (
-            (state["step"], state.get("final_val_psnr"), state.get("final_val_ssim"))
-            if final
-            else (state["best_step"], state["best_val_psnr"], state["best_val_ssim"])
+            (state["best_step"], state["best_val_psnr"], state["best_val_ssim"])
+            if row is None
+            else (row["step"], row.get("val_psnr"), row.get("val_ssim"))
         )
         return {
             "architecture": self.config.arch,
@@ -392,8 +392,7 @@ class Trainer:
             state.update(best_step=state["step"])
             save_model(model, self.out / "best.keras", self._card(state))
         if state["step"] == self.config.steps:
-            state.update(final_val_psnr=row.get("val_psnr"), final_val_ssim=row.get("val_ssim"))
-            save_model(model, self.out / "final.keras", self._card(state, final=True))
+            save_model(model, self.out / "final.keras", self._card(state, row))
         self._append_log(row)
 
     def _append_log(self, row: dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ import os
 import shutil
 from pathlib import Path
 
+from mirnet.choices import VIEW_COUNTS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 RUN_FILES = ("config.json", "state.json", "log.csv")
@@ -89,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detail", type=Path, required=True, help="the run folder of the trained network")
     parser.add_argument("--anchor", type=Path, required=True, help="the .keras model whose body sets the brightness")
-    parser.add_argument("--body-views", type=int, default=3, choices=[1, 2, 3, 4])
+    parser.add_argument("--body-views", type=int, default=3, choices=VIEW_COUNTS)
     parser.add_argument("--out", type=Path, required=True, help="the run folder to write")
     args = parser.parse_args()
     command = (

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mirnet.choices import VIEW_COUNTS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +53,7 @@ def combine(weights: Sequence[Sequence[np.ndarray]], shares: Sequence[float]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="FILE.keras[:share]")
-    parser.add_argument("--views", type=int, default=1, choices=[1, 2, 3, 4])
+    parser.add_argument("--views", type=int, default=1, choices=VIEW_COUNTS)
     parser.add_argument("--save", type=Path, help="write the averaged model here, with the first model's card")
     args = parser.parse_args()
 

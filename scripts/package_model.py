@@ -29,6 +29,8 @@ import os
 import shutil
 from pathlib import Path
 
+from mirnet.choices import VIEW_COUNTS
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +151,7 @@ def compare_views(run: Path) -> None:
     arrays = load_validation_arrays(REPO / config["data"], REPO / config["val_list"])
     loaded = load_model(run / "best.keras")
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
-    for views in (1, 2, 3, 4):
+    for views in VIEW_COUNTS:
         enhancer = Enhancer(loaded, tile=None, views=views)
         val_psnr, val_ssim, _ = evaluate_pairs(enhancer, arrays)
         seconds = _seconds_per_image(loaded, "fp32", image, 3, views)
@@ -246,7 +248,7 @@ def main() -> None:
     table = commands.add_parser("table", help="the per-image eval15 table (Markdown) for README and docs/MODEL.md")
     table.add_argument("--gt-mean", action="store_true", help="add the GT-mean diagnostic column")
     infer = commands.add_parser("inference", help="the packaged weights with other views and precision")
-    infer.add_argument("--views", type=int, required=True, choices=[1, 2, 3, 4])
+    infer.add_argument("--views", type=int, required=True, choices=VIEW_COUNTS)
     infer.add_argument("--precision", required=True, choices=["fp32", "bf16"])
     infer.add_argument("--version", required=True)
     infer.add_argument("--description", required=True)
