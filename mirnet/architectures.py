@@ -97,6 +97,7 @@ def _residual_network(
     refine_fold: int = 1,
     body_views: int = 1,
     anchor: bool = False,
+    refine_blocks: int = 0,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -125,7 +126,7 @@ def _residual_network(
             views.append(Mirror(axes, dtype="float32", name=f"view_{index}_back")(enhanced) if axes else enhanced)
         outputs = layers.Average(dtype="float32", name="enhanced")(views)
     if refine:
-        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold)
+        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks)
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
         anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)])
@@ -160,7 +161,7 @@ class RemoveMean(layers.Layer):
         return inputs - spatial_mean(inputs)
 
 
-def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False, fold: int = 1):
+def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False, fold: int = 1, blocks: int = 0):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
 
@@ -174,12 +175,31 @@ def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False, fold:
     With ``fold`` > 1 the convolutions run on ``fold x fold`` pixel blocks folded into channels (each still sees
     every pixel of its block): the same reach in pixels costs ``fold`` times fewer 3x3 steps, so at about the
     arithmetic of the full-resolution version a refinement can be wider and see ``fold`` times as far.
+
+    With ``blocks`` > 0, that many residual blocks follow the second convolution, each two 3x3 convolutions dilated
+    by 2, 4, 8, ... (block 1, 2, 3, ...), so that the refinement sees further while keeping the pixel grid: two
+    blocks take its reach from 3 to 15 pixels each way. A block's second convolution starts at zero, so the blocks
+    start as the identity and a refinement grown from trained weights without them computes what it did.
     """
     x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
     if fold > 1:
         x = PixelUnshuffle(fold, name="refine_fold")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_1")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_2")(x)
+    for index in range(1, blocks + 1):
+        dilation = 2**index
+        y = layers.Conv2D(
+            channels, 3, padding="same", dilation_rate=dilation, activation="relu", name=f"refine_block_{index}a"
+        )(x)
+        y = layers.Conv2D(
+            channels,
+            3,
+            padding="same",
+            dilation_rate=dilation,
+            kernel_initializer="zeros",
+            name=f"refine_block_{index}b",
+        )(y)
+        x = layers.Add(name=f"refine_block_{index}")([x, y])
     x = layers.Conv2D(
         3 * fold * fold, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="refine_out"
     )(x)
@@ -200,7 +220,10 @@ def _mirnet(
     refine_fold: int = 1,
     body_views: int = 1,
     anchor: bool = False,
+    refine_blocks: int = 0,
 ) -> keras.Model:
+    if refine_blocks and not refine:
+        raise ValueError("refine_blocks needs a refinement (refine > 0)")
     if refine and (4 * fold) % refine_fold:
         raise ValueError(f"refine_fold {refine_fold} must divide the network's size multiple {4 * fold}")
     return _residual_network(
@@ -215,6 +238,7 @@ def _mirnet(
         refine_fold,
         body_views,
         anchor,
+        refine_blocks,
     )
 
 
@@ -246,6 +270,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_fold": 1,
             "body_views": 1,
             "anchor": False,
+            "refine_blocks": 0,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),

@@ -88,6 +88,29 @@ def test_a_refinement_on_folded_blocks_sees_each_blocks_pixels_and_also_starts_a
         build_model("mirnet", refine=8, refine_fold=3, **arguments)
 
 
+def test_refinement_blocks_are_dilated_residual_blocks_that_start_as_the_identity():
+    """A refinement grown with ``refine_blocks`` from trained weights without them computes what those did; once
+    a block's second convolution is non-zero, the output moves."""
+    from mirnet.training import load_weights_by_layer
+
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 6}
+    rng = np.random.default_rng(4)
+    trained = build_model("mirnet", **arguments)
+    trained.get_layer("refine_out").set_weights([rng.normal(size=w.shape).astype("float32") for w in
+                                                trained.get_layer("refine_out").get_weights()])
+    grown = build_model("mirnet", refine_blocks=2, **arguments)
+    assert grown.count_params() - trained.count_params() == 4 * conv(3, 6, 6)
+    assert [grown.get_layer(f"refine_block_{i}a").dilation_rate for i in (1, 2)] == [(2, 2), (4, 4)]
+    load_weights_by_layer(grown, trained)
+    x = rng.random((1, 32, 48, 3), dtype=np.float32)
+    np.testing.assert_allclose(grown(x), trained(x), atol=1e-6)
+    block = grown.get_layer("refine_block_1b")
+    block.set_weights([rng.normal(size=w.shape).astype("float32") for w in block.get_weights()])
+    assert np.abs(np.asarray(grown(x)) - np.asarray(trained(x))).max() > 1e-3
+    with pytest.raises(ValueError, match="refine_blocks needs a refinement"):
+        build_model("mirnet", channels=4, fold=4, num_rrg=1, num_mrb=1, refine_blocks=1)
+
+
 @pytest.mark.parametrize("refine_fold", [1, 2])
 def test_a_refinement_that_keeps_the_mean_moves_detail_but_not_each_images_mean_colour(refine_fold):
     from mirnet.global_statistics import recording
