@@ -14,7 +14,8 @@
 
 Usage:
   python scripts/package_model.py views runs/default-v1
-  python scripts/package_model.py package runs/default-v3 --views 3 --version mirnet-lol-v3 --description "..." \
+  python scripts/package_model.py package runs/default-v3 --views 3 [--precision bf16] --version mirnet-lol-v3 \
+      --description "..." \
       --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json --stage configs/default-v2.json
   python scripts/package_model.py measure [--repeats 5]
   python scripts/package_model.py table [--gt-mean]
@@ -83,7 +84,7 @@ def earlier_stages(config: dict, stage_configs: list[Path]) -> list[dict]:
     return records
 
 
-def package(run: Path, version: str, description: str, stages: list[Path], views: int) -> None:
+def package(run: Path, version: str, description: str, stages: list[Path], views: int, precision: str) -> None:
     from mirnet.flops import gflops_per_image
     from mirnet.models import load_model, save_model
 
@@ -116,7 +117,7 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
         # scripts/anchor_brightness.py: where the body that sets each image's brightness came from
         **({"anchor": best["anchor"]} if "anchor" in best else {}),
         # Chosen on the validation split (scripts/package_model.py views); the Enhancer runs what the card says.
-        "inference": {"views": views},
+        "inference": {"views": views, "precision": precision},
     }
     save_model(loaded.model, WEIGHTS / "default.keras", card)
     shutil.copyfile(run / "log.csv", RESULTS / f"{version}-training-log.csv")
@@ -241,6 +242,7 @@ def main() -> None:
     pack.add_argument("--description", required=True)
     pack.add_argument("--stage", type=Path, action="append", default=[], help="config of an earlier stage")
     pack.add_argument("--views", type=int, default=1, help="test-time views chosen on validation")
+    pack.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the precision it ships in")
     views = commands.add_parser("views", help="validation PSNR/SSIM and speed of 1-4 views of a run's best model")
     views.add_argument("run", type=Path)
     meas = commands.add_parser("measure")
@@ -254,7 +256,8 @@ def main() -> None:
     infer.add_argument("--description", required=True)
     args = parser.parse_args()
     if args.command == "package":
-        package(args.run, args.version, args.description, [stage.resolve() for stage in args.stage], args.views)
+        stages = [stage.resolve() for stage in args.stage]
+        package(args.run, args.version, args.description, stages, args.views, args.precision)
     elif args.command == "views":
         compare_views(args.run)
     elif args.command == "table":
