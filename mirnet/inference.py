@@ -104,19 +104,27 @@ class Enhancer:
     ) -> None:
         """``views``: how many mirrored copies of each window run and are averaged (1 = plain, 2 adds the
         left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with.
+        For a network with its views inside (``body_views``) they are the copies its body runs on (``None``: as
+        many as it was built with), and the network runs once.
         ``context``: the tiles of an image share the global averages of one whole-image pass at most this many
         pixels on its longer side (downscaled if the image is larger); ``None``: each tile uses its own.
         ``precision``: "fp32", "bf16", or "auto" (:func:`resolve_precision`); ``self.precision`` is what runs.
         """
+        arch = ARCHITECTURES[loaded.architecture]
+        arguments = resolve_arguments(loaded.architecture, loaded.arguments)
+        # A network built with its views inside (``body_views``: the body on each mirrored copy, the refinement
+        # once on their average) takes ``views`` as how many copies its body runs on, and runs once.
+        inside = arguments.get("body_views", 1) > 1
         if views is None:
-            views = int(loaded.card.get("inference", {}).get("views", 1))
+            views = arguments["body_views"] if inside else int(loaded.card.get("inference", {}).get("views", 1))
         if views not in VIEW_FLIPS:
             raise ValueError(f"views must be one of {sorted(VIEW_FLIPS)}, not {views}")
+        rebuild = inside and views != arguments["body_views"]
+        if inside:
+            arguments = {**arguments, "body_views": views}
         precision = resolve_precision(precision, loaded.card)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        arch = ARCHITECTURES[loaded.architecture]
-        arguments = resolve_arguments(loaded.architecture, loaded.arguments)
         self.loaded = loaded
         self.precision = precision
         self.batch_size = batch_size
@@ -131,15 +139,16 @@ class Enhancer:
             if tile <= 2 * self.margin + blend:
                 raise ValueError(f"tile {tile} must exceed twice the margin plus the blend ({2 * self.margin + blend})")
         model = loaded.model
-        if precision == "bf16":
-            model = build_model(loaded.architecture, policy=PRECISIONS["bf16"], **arguments)
+        if precision == "bf16" or rebuild:
+            # The views inside the network share the body's weights, so any count takes the same weights.
+            model = build_model(loaded.architecture, policy=PRECISIONS[precision], **arguments)
             model.set_weights(loaded.model.get_weights())
         self.model = model
         if context is not None and context < self.multiple:
             raise ValueError(f"context must be at least {self.multiple} pixels")
         self.context = context
         self.views = views
-        flips = VIEW_FLIPS[views]
+        flips = VIEW_FLIPS[1 if inside else views]
 
         def predict(batch: tf.Tensor, statistics: list[list[tf.Tensor]] | None = None) -> tf.Tensor:
             total = None

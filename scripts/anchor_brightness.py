@@ -75,7 +75,8 @@ def assemble(detail_run: Path, anchor_path: Path, body_views: int, out: Path, co
 
 
 def _validate(model, architecture: str, arguments: dict, training: dict) -> dict:
-    """The assembled model's validation PSNR/SSIM (whole images, 1 view outside), on the detail run's split."""
+    """The assembled model's validation PSNR/SSIM (whole images, its body views inside, the network run once), on
+    the detail run's split."""
     from mirnet.data import load_validation_arrays
     from mirnet.inference import Enhancer
     from mirnet.models import LoadedModel
@@ -83,7 +84,7 @@ def _validate(model, architecture: str, arguments: dict, training: dict) -> dict
 
     arrays = load_validation_arrays(training["data"], training["validation_list"])
     loaded = LoadedModel(model, {"architecture": architecture, "arguments": arguments}, "assembled", "assembled")
-    psnr, ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None, views=1), arrays)
+    psnr, ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None), arrays)
     return {"psnr": psnr, "ssim": ssim}
 
 

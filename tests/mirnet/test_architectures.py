@@ -232,6 +232,32 @@ def test_body_views_inside_the_network_compute_what_test_time_views_compute_outs
     assert len(mirrors) == 4 and {layer.compute_dtype for layer in mirrors} == {"float32"}
 
 
+def test_views_of_a_network_with_its_views_inside_are_the_copies_its_body_runs_on():
+    """For a network built with ``body_views``, the Enhancer's ``views`` (the card's, the CLI's, the workers'
+    ``VIEWS``) chooses how many mirrored copies the body runs on, with the same weights; the network runs once."""
+    from mirnet.inference import Enhancer
+    from mirnet.models import LoadedModel
+
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 4, "refine_keeps_mean": True}
+    rng = np.random.default_rng(5)
+    four = build_model("mirnet", body_views=4, **arguments)
+    four.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in four.get_weights()])
+    loaded = LoadedModel(four, {"architecture": "mirnet", "arguments": {**arguments, "body_views": 4}}, "t", "t")
+    image = rng.random((32, 48, 3), dtype=np.float32)
+    shipped = Enhancer(loaded, tile=None)
+    assert shipped.views == 4
+    np.testing.assert_allclose(shipped.enhance(image), np.clip(np.asarray(four(image[None]))[0], 0, 1), atol=1e-6)
+    two = build_model("mirnet", body_views=2, **arguments)
+    two.set_weights(four.get_weights())
+    fewer = Enhancer(loaded, tile=None, views=2)
+    assert fewer.views == 2
+    expected = np.clip(np.asarray(two(image[None]))[0], 0, 1)
+    np.testing.assert_allclose(fewer.enhance(image), expected, atol=1e-6)
+    assert np.abs(expected - shipped.enhance(image)).max() > 1e-3  # two copies are not four: the test can fail
+    np.testing.assert_allclose(Enhancer(loaded, tile=None, views=1, precision="bf16").enhance(image),
+                               Enhancer(loaded, tile=None, views=1).enhance(image), atol=0.03)
+
+
 def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
     """Every view's averages (and the refinement's mean) are recorded in one whole-image pass and replayed by the
     tiles, in the order the views compute them: the packaged weights with their body views inside."""
