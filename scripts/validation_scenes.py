@@ -76,6 +76,16 @@ def _reference(data: Path, name: str) -> tuple[np.ndarray, float]:
     return grey / max(float(np.linalg.norm(grey)), 1e-12), brightness
 
 
+def best_training_correlations(data: Path, val_list: Path, folder: Path) -> list[tuple[str, float]]:
+    """For each reference of another LOL-layout ``folder`` (a test set: only its references are read, nothing is
+    scored), its best correlation with a training reference: above the threshold, a scene training has seen."""
+    from mirnet.data import list_pairs, read_name_list, split_pairs
+
+    training, _ = split_pairs(list_pairs(data), read_name_list(val_list))
+    thumbnails = np.stack([_reference(data, pair.name)[0] for pair in training])
+    return [(pair.name, float((thumbnails @ _reference(folder, pair.name)[0]).max())) for pair in list_pairs(folder)]
+
+
 def find_twins(data: Path, val_list: Path, threshold: float) -> TwinSearch:
     """Each validation pair with its training twins, and the set of training pairs that are someone's twin."""
     from mirnet.data import list_pairs, read_name_list, split_pairs
@@ -244,6 +254,7 @@ def main() -> None:
     twins = commands.add_parser("twins", help="count validation pairs with training twins")
     twins.add_argument("--list", action="store_true", help="one line per validation pair")
     twins.add_argument("--write", type=Path, help="write the twins' names here (a training exclude_list)")
+    twins.add_argument("--folder", type=Path, help="also: which references of this LOL folder have a training twin")
     scoring = commands.add_parser("score", help="validation PSNR of models, with and without twins")
     scoring.add_argument("models", nargs="+", help="label=path.keras or label=commit; a+b+c averages models")
     scoring.add_argument("--views", type=int, nargs="+", default=[1, 3])
@@ -258,6 +269,11 @@ def main() -> None:
         if args.write:
             write_twin_list(search, args.write, args.threshold)
             print(f"wrote {len(search.twin_names)} names to {args.write}")
+        if args.folder:
+            best = best_training_correlations(args.data, args.val_list, args.folder)
+            above = [name for name, correlation in best if correlation > args.threshold]
+            print(f"{args.folder}: {len(above)} of {len(best)} pairs have a training twin; best correlations: "
+                  + ", ".join(f"{name} ({correlation:.3f})" for name, correlation in best))
     else:
         views = [*args.views, *([None] if args.shipped else [])]
         score(args.models, views, args.data, args.val_list, args.threshold, args.precision)

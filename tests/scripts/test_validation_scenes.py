@@ -48,6 +48,23 @@ def test_another_shot_of_a_validation_scene_is_its_twin_and_other_scenes_are_not
     assert "1 of 2" in written.read_text()
 
 
+def test_another_folders_references_are_matched_against_the_training_references_only(tmp_path: Path) -> None:
+    """``twins --folder``: a test set's scene overlap with training. Here the "test set" holds pairs 5 and 9, and
+    training is the sample without 6 and 9 (held out as validation): 5 is a training pair itself, 9's scene is in
+    no training pair."""
+    script = load_script("validation_scenes")
+    folder = tmp_path / "test-set"
+    for side in ("low", "high"):
+        (folder / side).mkdir(parents=True)
+        for name in ("5.png", "9.png"):
+            (folder / side / name).write_bytes((SAMPLE / side / name).read_bytes())
+    val_list = tmp_path / "val.txt"
+    val_list.write_text("6.png\n9.png\n")
+    best = dict(script.best_training_correlations(SAMPLE, val_list, folder))
+    assert best["5.png"] == pytest.approx(1.0)  # pair 5 itself is a training pair
+    assert best["9.png"] < 0.95  # pair 9 was held out, and no other sample pair shows its scene
+
+
 def test_the_gain_over_the_first_model_is_paired_per_image_with_its_standard_error() -> None:
     script = load_script("validation_scenes")
     base = np.array([20.0, 21.0, 22.0, 23.0])
