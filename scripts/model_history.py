@@ -2,11 +2,11 @@
 
 Reads, for each commit given, the card (``mirnet/weights/default.json``) and the eval15 report that ``package_model.py
 measure`` wrote there (``docs/results/eval15-default.json``): nothing is run and eval15 is not measured again, so
-this only rereads figures that were reported once each. It prints each version's validation PSNR (the card's, one
-view), its eval15 PSNR, SSIM and GT-mean PSNR (the last is not the standard metric), and the mean per-image eval15
-gain over the version before with its paired standard error: with 15 images, that error is what a difference between
-two versions has to stand out of. ``--svg`` draws every eval15 image's PSNR across the versions, their mean and the
-validation PSNR.
+this only rereads figures that were reported once each. It prints each version's validation PSNR (the card's: one
+pass of the network, which for v8 holds its 4 views), its eval15 PSNR, SSIM and GT-mean PSNR (the last is not the
+standard metric), and the mean per-image eval15 gain over the version before with its paired standard error: with
+15 images, that error is what a difference between two versions has to stand out of. ``--svg`` draws every eval15
+image's PSNR across the versions, their mean and the validation PSNR.
 
 Usage:
   python scripts/model_history.py [v1=29425ee v2=6938002 ...] [--svg docs/img/model-history.svg]
@@ -25,7 +25,9 @@ import numpy as np
 from svg_chart import frame, legend_entry, open_svg
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED = ["v1=29425ee", "v2=6938002", "v3=7777b12", "v4=1648c8c", "v5=f8f7a1a", "v6=e1a0848", "v7=152830c"]
+PACKAGED = [
+    "v1=29425ee", "v2=6938002", "v3=7777b12", "v4=1648c8c", "v5=f8f7a1a", "v6=e1a0848", "v7=152830c", "v8=b8e7d17"
+]
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 840, 440, 60, 250, 30, 50
 
 
@@ -33,7 +35,7 @@ WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 840, 440, 60, 250, 30, 50
 class Version:
     label: str
     name: str  # the card's version
-    validation_psnr: float  # the card's, one view
+    validation_psnr: float  # the card's: one pass of the network (v8's runs its 4 views inside)
     eval15: dict[str, dict[str, float]]  # image name -> psnr, ssim, gt_mean_psnr
 
     def mean(self, metric: str) -> float:
@@ -70,7 +72,7 @@ def paired_gain(before: Version, after: Version) -> tuple[float, float]:
 
 def table(versions: list[Version]) -> str:
     lines = [
-        "| version | validation PSNR (1 view) | eval15 PSNR | eval15 SSIM | eval15 GT-mean PSNR "
+        "| version | validation PSNR (one pass) | eval15 PSNR | eval15 SSIM | eval15 GT-mean PSNR "
         "| eval15 gain over the one before |",
         "|---|---|---|---|---|---|",
     ]
@@ -124,7 +126,7 @@ def svg(versions: list[Version]) -> str:
     parts.append(polyline([version.validation_psnr for version in versions], "#1f77b4", 3))
     legend = [
         ("#d62728", "eval15, mean of 15"),
-        ("#1f77b4", "validation, 48 pairs (1 view)"),
+        ("#1f77b4", "validation, 48 pairs (one pass)"),
         ("#bbb", "one eval15 image"),
     ]
     for index, (colour, text) in enumerate(legend):
