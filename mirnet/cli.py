@@ -259,7 +259,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from mirnet.architectures import ARCHITECTURES
+    from mirnet.architectures import ARCHITECTURES, resolve_arguments
+    from mirnet.inference import default_views, views_inside
     from mirnet.models import load_model
 
     loaded = load_model(args.model)
@@ -270,8 +271,9 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"arguments:    {json.dumps(loaded.arguments, sort_keys=True)}")
     print(f"parameters:   {loaded.model.count_params():,}")
     shipped = card.get("inference", {})
+    where = " inside the network" if views_inside(resolve_arguments(loaded.architecture, loaded.arguments)) else ""
     print(
-        f"inference:    {shipped.get('views', 1)} view(s), {shipped.get('precision', 'fp32')} where the machine "
+        f"inference:    {default_views(loaded)} view(s){where}, {shipped.get('precision', 'fp32')} where the machine "
         "computes it natively (fp32 weights; --precision fp32 or bf16 to choose)"
     )
     for section in ("training", "validation", "eval15"):

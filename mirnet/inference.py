@@ -88,6 +88,21 @@ def resolve_precision(requested: str, card: dict, native: Callable[[], bool] = n
     return shipped if shipped == "fp32" or native() else "fp32"
 
 
+def views_inside(arguments: dict) -> bool:
+    """Whether a network was built with its views inside (``body_views``: the body on each mirrored copy, the
+    refinement once on their average). Such a network takes ``views`` as how many copies its body runs on, and
+    runs once."""
+    return arguments.get("body_views", 1) > 1
+
+
+def default_views(loaded: LoadedModel) -> int:
+    """The views a model runs with unless told otherwise: as many as it was built with inside, else its card's."""
+    arguments = resolve_arguments(loaded.architecture, loaded.arguments)
+    if views_inside(arguments):
+        return int(arguments["body_views"])
+    return int(loaded.card.get("inference", {}).get("views", 1))
+
+
 class Enhancer:
     """Runs a loaded model on images of any size, in ``fp32`` or ``bf16``, tiled when they are large."""
 
@@ -112,11 +127,9 @@ class Enhancer:
         """
         arch = ARCHITECTURES[loaded.architecture]
         arguments = resolve_arguments(loaded.architecture, loaded.arguments)
-        # A network built with its views inside (``body_views``: the body on each mirrored copy, the refinement
-        # once on their average) takes ``views`` as how many copies its body runs on, and runs once.
-        inside = arguments.get("body_views", 1) > 1
+        inside = views_inside(arguments)
         if views is None:
-            views = arguments["body_views"] if inside else int(loaded.card.get("inference", {}).get("views", 1))
+            views = default_views(loaded)
         if views not in VIEW_FLIPS:
             raise ValueError(f"views must be one of {sorted(VIEW_FLIPS)}, not {views}")
         rebuild = inside and views != arguments["body_views"]

@@ -67,6 +67,18 @@ def test_info_describes_the_model(tiny_lite_path, capsys):
     assert "mirnet-lite" in printed and "parameters:" in printed
 
 
+def test_info_counts_the_views_a_network_runs_inside_itself(capsys, tmp_path):
+    from mirnet.architectures import build_model
+    from mirnet.models import save_model
+
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 4, "body_views": 3}
+    path = tmp_path / "inside.keras"
+    card = {"architecture": "mirnet", "arguments": arguments, "inference": {"views": 1}, "version": "t"}
+    save_model(build_model("mirnet", **arguments), path, card)
+    assert main(["info", "--model", str(path)]) == 0
+    assert "inference:    3 view(s) inside the network, fp32" in capsys.readouterr().out
+
+
 def test_missing_model_is_a_clear_error(capsys, tmp_path):
     assert main(["info", "--model", str(tmp_path / "none.keras")]) == 2
     assert "model file not found" in capsys.readouterr().err
