@@ -271,9 +271,11 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"arguments:    {json.dumps(loaded.arguments, sort_keys=True)}")
     print(f"parameters:   {loaded.model.count_params():,}")
     shipped = card.get("inference", {})
-    where = " inside the network" if views_inside(resolve_arguments(loaded.architecture, loaded.arguments)) else ""
+    arguments = resolve_arguments(loaded.architecture, loaded.arguments)
+    where = " inside the network" if views_inside(arguments) else ""
+    views = default_views(arguments, card)
     print(
-        f"inference:    {default_views(loaded)} view(s){where}, {shipped.get('precision', 'fp32')} where the machine "
+        f"inference:    {views} view(s){where}, {shipped.get('precision', 'fp32')} where the machine "
         "computes it natively (fp32 weights; --precision fp32 or bf16 to choose)"
     )
     for section in ("training", "validation", "eval15"):

@@ -95,12 +95,12 @@ def views_inside(arguments: dict) -> bool:
     return arguments.get("body_views", 1) > 1
 
 
-def default_views(loaded: LoadedModel) -> int:
-    """The views a model runs with unless told otherwise: as many as it was built with inside, else its card's."""
-    arguments = resolve_arguments(loaded.architecture, loaded.arguments)
+def default_views(arguments: dict, card: dict) -> int:
+    """The views a model runs with unless told otherwise: as many as it was built with inside (``arguments``,
+    resolved), else its card's."""
     if views_inside(arguments):
         return int(arguments["body_views"])
-    return int(loaded.card.get("inference", {}).get("views", 1))
+    return int(card.get("inference", {}).get("views", 1))
 
 
 class Enhancer:
@@ -129,7 +129,7 @@ class Enhancer:
         arguments = resolve_arguments(loaded.architecture, loaded.arguments)
         inside = views_inside(arguments)
         if views is None:
-            views = default_views(loaded)
+            views = default_views(arguments, loaded.card)
         if views not in VIEW_FLIPS:
             raise ValueError(f"views must be one of {sorted(VIEW_FLIPS)}, not {views}")
         rebuild = inside and views != arguments["body_views"]

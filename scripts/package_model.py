@@ -30,7 +30,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mirnet.choices import VIEW_COUNTS
+from mirnet.choices import PRECISIONS, VIEW_COUNTS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -242,7 +242,7 @@ def main() -> None:
     pack.add_argument("--description", required=True)
     pack.add_argument("--stage", type=Path, action="append", default=[], help="config of an earlier stage")
     pack.add_argument("--views", type=int, default=1, help="test-time views chosen on validation")
-    pack.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the precision it ships in")
+    pack.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="the precision it ships in")
     views = commands.add_parser("views", help="validation PSNR/SSIM and speed of 1-4 views of a run's best model")
     views.add_argument("run", type=Path)
     meas = commands.add_parser("measure")
@@ -251,7 +251,7 @@ def main() -> None:
     table.add_argument("--gt-mean", action="store_true", help="add the GT-mean diagnostic column")
     infer = commands.add_parser("inference", help="the packaged weights with other views and precision")
     infer.add_argument("--views", type=int, required=True, choices=VIEW_COUNTS)
-    infer.add_argument("--precision", required=True, choices=["fp32", "bf16"])
+    infer.add_argument("--precision", required=True, choices=list(PRECISIONS))
     infer.add_argument("--version", required=True)
     infer.add_argument("--description", required=True)
     args = parser.parse_args()

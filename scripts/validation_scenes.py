@@ -76,23 +76,28 @@ def _reference(data: Path, name: str) -> tuple[np.ndarray, float]:
     return grey / max(float(np.linalg.norm(grey)), 1e-12), brightness
 
 
+def _split_references(data: Path, val_list: Path) -> tuple[list[str], list[tuple[np.ndarray, float]], list[Pair]]:
+    """The training pairs' names and references (thumbnail, brightness), and the validation pairs."""
+    from mirnet.data import list_pairs, read_name_list, split_pairs
+
+    training, validation = split_pairs(list_pairs(data), read_name_list(val_list))
+    train_names = [pair.name for pair in training]
+    return train_names, [_reference(data, name) for name in train_names], validation
+
+
 def best_training_correlations(data: Path, val_list: Path, folder: Path) -> list[tuple[str, float]]:
     """For each reference of another LOL-layout ``folder`` (a test set: only its references are read, nothing is
     scored), its best correlation with a training reference: above the threshold, a scene training has seen."""
-    from mirnet.data import list_pairs, read_name_list, split_pairs
+    from mirnet.data import list_pairs
 
-    training, _ = split_pairs(list_pairs(data), read_name_list(val_list))
-    thumbnails = np.stack([_reference(data, pair.name)[0] for pair in training])
+    _, train_refs, _ = _split_references(data, val_list)
+    thumbnails = np.stack([thumbnail for thumbnail, _ in train_refs])
     return [(pair.name, float((thumbnails @ _reference(folder, pair.name)[0]).max())) for pair in list_pairs(folder)]
 
 
 def find_twins(data: Path, val_list: Path, threshold: float) -> TwinSearch:
     """Each validation pair with its training twins, and the set of training pairs that are someone's twin."""
-    from mirnet.data import list_pairs, read_name_list, split_pairs
-
-    training, validation = split_pairs(list_pairs(data), read_name_list(val_list))
-    train_names = [pair.name for pair in training]
-    train_refs = [_reference(data, name) for name in train_names]
+    train_names, train_refs, validation = _split_references(data, val_list)
     thumbnails = np.stack([thumbnail for thumbnail, _ in train_refs])
     scenes, twin_names = [], set()
     for pair in validation:
@@ -110,7 +115,7 @@ def find_twins(data: Path, val_list: Path, threshold: float) -> TwinSearch:
         )
         twin_names.update(train_names[i] for i in twins)
     brightness = np.array([b for _, b in train_refs])
-    return TwinSearch(scenes, twin_names, len(training), validation, brightness)
+    return TwinSearch(scenes, twin_names, len(train_names), validation, brightness)
 
 
 def print_twins(search: TwinSearch, listing: bool) -> None:
