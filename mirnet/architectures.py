@@ -98,6 +98,7 @@ def _residual_network(
     body_views: int = 1,
     anchor: bool = False,
     refine_blocks: int = 0,
+    refine_context: int = 0,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -126,7 +127,8 @@ def _residual_network(
             views.append(Mirror(axes, dtype="float32", name=f"view_{index}_back")(enhanced) if axes else enhanced)
         outputs = layers.Average(dtype="float32", name="enhanced")(views)
     if refine:
-        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks)
+        context = _context(refine_context, fold) if refine_context else None
+        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context)
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
         anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)])
@@ -161,7 +163,38 @@ class RemoveMean(layers.Layer):
         return inputs - spatial_mean(inputs)
 
 
-def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False, fold: int = 1, blocks: int = 0):
+def _context(channels: int, fold: int) -> Callable[[Any], Any]:
+    """A small multi-scale network beside the refinement, for corrections that need the scene around a pixel.
+
+    The refinement's 3x3 filters reach a few pixels (31 with three blocks); this sees the body's output and the dark
+    input folded ``fold x fold`` into channels, through a head, one multi-scale residual block of ``channels`` (three
+    streams, down to 1/4 of its input's resolution, dual attention, selective kernel fusion) and a tail that starts
+    at zero, unfolded to a correction the refinement adds to its own. Like the blocks, it starts as nothing, so a
+    network grown from trained weights without it computes what they did.
+    """
+    folding = PixelUnshuffle(fold, name="refine_context_fold")
+    head = layers.Conv2D(channels, 3, padding="same", name="refine_context_head")
+    group = RecursiveResidualGroup(channels, 1, "multi_scale", name="refine_context_group")
+    tail = layers.Conv2D(
+        3 * fold * fold, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="refine_context_tail"
+    )
+    unfolding = PixelShuffle(fold, dtype="float32", name="refine_context_unfold")
+
+    def correction(x):
+        return unfolding(tail(group(head(folding(x)))))
+
+    return correction
+
+
+def _refinement(
+    inputs,
+    enhanced,
+    channels: int,
+    keeps_mean: bool = False,
+    fold: int = 1,
+    blocks: int = 0,
+    context: Callable[[Any], Any] | None = None,
+):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
 
@@ -180,8 +213,11 @@ def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False, fold:
     by 2, 4, 8, ... (block 1, 2, 3, ...), so that the refinement sees further while keeping the pixel grid: two
     blocks take its reach from 3 to 15 pixels each way. A block's second convolution starts at zero, so the blocks
     start as the identity and a refinement grown from trained weights without them computes what it did.
+
+    With ``context`` (:func:`_context`), its correction is added to this one's before the mean is removed.
     """
     x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
+    both = x
     if fold > 1:
         x = PixelUnshuffle(fold, name="refine_fold")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_1")(x)
@@ -205,6 +241,8 @@ def _refinement(inputs, enhanced, channels: int, keeps_mean: bool = False, fold:
     )(x)
     if fold > 1:
         x = PixelShuffle(fold, dtype="float32", name="refine_unfold")(x)
+    if context is not None:
+        x = layers.Add(dtype="float32", name="refine_with_context")([x, context(both)])
     if keeps_mean:
         x = RemoveMean(dtype="float32", name="refine_zero_mean")(x)
     return layers.Add(dtype="float32", name="refined")([enhanced, x])
@@ -221,9 +259,12 @@ def _mirnet(
     body_views: int = 1,
     anchor: bool = False,
     refine_blocks: int = 0,
+    refine_context: int = 0,
 ) -> keras.Model:
     if refine_blocks and not refine:
         raise ValueError("refine_blocks needs a refinement (refine > 0)")
+    if refine_context and not refine:
+        raise ValueError("refine_context needs a refinement (refine > 0)")
     if refine and (4 * fold) % refine_fold:
         raise ValueError(f"refine_fold {refine_fold} must divide the network's size multiple {4 * fold}")
     return _residual_network(
@@ -239,6 +280,7 @@ def _mirnet(
         body_views,
         anchor,
         refine_blocks,
+        refine_context,
     )
 
 
@@ -271,6 +313,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "body_views": 1,
             "anchor": False,
             "refine_blocks": 0,
+            "refine_context": 0,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),
