@@ -279,12 +279,16 @@ def inherit_inference(active_path: Path, candidate_path: Path) -> None:
 RECIPE_KEYS = ("ssim_weight", "exposure_weight", "exposure_jitter")
 
 
-def _trained_recipe(model_path: Path) -> dict[str, float | str]:
+def _trained_recipe(model_path: Path) -> dict[str, Any]:
     """Fine-tune with the loss and input-exposure jitter the active model was trained with, as its card records
-    (Charbonnier alone, no jitter, where the card predates them)."""
+    (Charbonnier alone, no jitter, where the card predates them), and train the layers its last stage trained
+    (``train_layers``; all of them where the card names none). The packaged model's last stages trained only its
+    refinement, with the body frozen: a fine-tune that moved the body would move each image's brightness, which
+    is what did not carry from validation to eval15, and would backpropagate through the body's four views."""
     training = json.loads(model_path.with_suffix(".json").read_text()).get("training", {})
-    recipe: dict[str, float | str] = {key: float(training.get(key) or 0.0) for key in RECIPE_KEYS}
+    recipe: dict[str, Any] = {key: float(training.get(key) or 0.0) for key in RECIPE_KEYS}
     recipe["pixel_loss"] = training.get("pixel_loss") or DEFAULT_PIXEL_LOSS
+    recipe["train_layers"] = training.get("train_layers")
     return recipe
 
 

@@ -111,6 +111,32 @@ def test_refinement_blocks_are_dilated_residual_blocks_that_start_as_the_identit
         build_model("mirnet", channels=4, fold=4, num_rrg=1, num_mrb=1, refine_blocks=1)
 
 
+def test_a_refinement_context_starts_as_nothing_and_its_correction_keeps_each_images_mean_colour():
+    """``refine_context`` grows a multi-scale block beside the refinement: grown from trained weights it computes
+    what they did; once its tail is non-zero it moves the output, but (with ``refine_keeps_mean``) not any image's
+    mean colour, because its correction is added before the mean is removed."""
+    from mirnet.training import load_weights_by_layer
+
+    arguments = {"channels": 8, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 6, "refine_keeps_mean": True}
+    rng = np.random.default_rng(5)
+    trained = build_model("mirnet", **arguments)
+    grown = build_model("mirnet", refine_context=8, **arguments)
+    context = [layer for layer in grown.layers if layer.name.startswith("refine_context")]
+    assert {layer.name for layer in context} >= {"refine_context_head", "refine_context_group", "refine_context_tail"}
+    assert grown.count_params() - trained.count_params() == sum(layer.count_params() for layer in context)
+    assert isinstance(grown.get_layer("refine_context_group"), L.RecursiveResidualGroup)
+    load_weights_by_layer(grown, trained)
+    x = rng.random((2, 64, 96, 3), dtype=np.float32)
+    np.testing.assert_allclose(grown(x), trained(x), atol=1e-6)
+    tail = grown.get_layer("refine_context_tail")
+    tail.set_weights([rng.normal(size=w.shape).astype("float32") for w in tail.get_weights()])
+    moved, before = np.asarray(grown(x)), np.asarray(trained(x))
+    assert np.abs(moved - before).max() > 1e-2
+    np.testing.assert_allclose(moved.mean(axis=(1, 2)), before.mean(axis=(1, 2)), atol=1e-5)
+    with pytest.raises(ValueError, match="refine_context needs a refinement"):
+        build_model("mirnet", channels=8, fold=4, num_rrg=1, num_mrb=1, refine_context=8)
+
+
 @pytest.mark.parametrize("refine_fold", [1, 2])
 def test_a_refinement_that_keeps_the_mean_moves_detail_but_not_each_images_mean_colour(refine_fold):
     from mirnet.global_statistics import recording

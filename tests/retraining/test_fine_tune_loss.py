@@ -1,4 +1,4 @@
-"""A fine-tune keeps the loss and augmentation the active model was trained with, as its card records."""
+"""A fine-tune keeps the loss, augmentation and trained layers of the active model's training, as its card records."""
 
 from __future__ import annotations
 
@@ -15,23 +15,33 @@ def _model_with_card(folder: Path, training: dict) -> Path:
 
 
 def test_the_cards_loss_weights_and_exposure_jitter_carry_over(tmp_path: Path) -> None:
-    card = {"ssim_weight": 0.2, "exposure_weight": 1.0, "exposure_jitter": 1.0, "pixel_loss": "rmse", "seed": 4}
+    card = {"ssim_weight": 0.2, "exposure_weight": 1.0, "exposure_jitter": 1.0, "pixel_loss": "rmse", "seed": 4,
+            "train_layers": ["refine_*"]}
     assert _trained_recipe(_model_with_card(tmp_path, card)) == {
         "ssim_weight": 0.2,
         "exposure_weight": 1.0,
         "exposure_jitter": 1.0,
         "pixel_loss": "rmse",
+        "train_layers": ["refine_*"],
     }
 
 
 def test_a_card_from_before_the_weights_existed_means_charbonnier_alone(tmp_path: Path) -> None:
     recipe = _trained_recipe(_model_with_card(tmp_path, {}))
-    assert recipe == {"ssim_weight": 0.0, "exposure_weight": 0.0, "exposure_jitter": 0.0, "pixel_loss": "charbonnier"}
+    assert recipe == {
+        "ssim_weight": 0.0,
+        "exposure_weight": 0.0,
+        "exposure_jitter": 0.0,
+        "pixel_loss": "charbonnier",
+        "train_layers": None,
+    }
 
 
-def test_the_packaged_card_records_its_loss_weights() -> None:
+def test_the_packaged_card_records_its_loss_weights_and_that_only_its_refinement_trained() -> None:
     packaged = Path(__file__).resolve().parents[2] / "mirnet" / "weights" / "default.keras"
-    assert _trained_recipe(packaged)["ssim_weight"] > 0
+    recipe = _trained_recipe(packaged)
+    assert recipe["ssim_weight"] > 0
+    assert recipe["train_layers"] == ["refine_*"]
 
 
 def test_a_candidate_runs_with_the_views_and_precision_of_the_model_it_was_tuned_from(tmp_path: Path) -> None:
