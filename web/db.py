@@ -64,13 +64,42 @@ def get_session() -> Session:
     return g.db_session
 
 
-def upgrade_database(database_url: str, revision: str = "head") -> None:
-    """Run the Alembic migrations (``alembic upgrade head``) against ``database_url``."""
-    from alembic import command
+def _alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 
     root = Path(__file__).resolve().parent.parent
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root / "migrations"))
     config.attributes["database_url"] = database_url
-    command.upgrade(config, revision)
+    return config
+
+
+def upgrade_database(database_url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations (``alembic upgrade head``) against ``database_url``."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(database_url), revision)
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database has no schema, or an older one than this code's migrations end at."""
+
+
+def require_current_schema(database_url: str) -> None:
+    """Raise :class:`SchemaNotCurrent`, saying how to migrate, unless the database is at the migrations' head."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(_alembic_config(database_url)).get_heads())
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    if current != heads:
+        found = f"is at revision {', '.join(sorted(current))}" if current else "has no schema yet"
+        raise SchemaNotCurrent(
+            f"the database {make_url(database_url).render_as_string(hide_password=True)} {found}, this code needs "
+            f"{', '.join(sorted(heads))}: run `python -m web.cli migrate` (`make run` migrates too)"
+        )

@@ -50,11 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _platform() -> tuple[Any, Any, Any]:
-    from web.db import make_session_factory
+    from web.db import make_session_factory, require_current_schema
     from web.settings import Settings
     from web.storage import build_storage
 
     settings = Settings.from_env()
+    require_current_schema(settings.database_url)
     return settings, make_session_factory(settings), build_storage(settings)
 
 
@@ -114,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in PLATFORM_COMMANDS:
         return model_cli.main(argv)
+    from web.db import SchemaNotCurrent
     from web.errors import DomainError
     from web.registry.pairs import PairRejected
 
     handlers = {"pairs": run_pairs, "retrain": run_retrain, "models": run_models}
     try:
         return handlers[args.command](args)
-    except (DomainError, PairRejected, FileNotFoundError) as exc:
+    except (DomainError, PairRejected, FileNotFoundError, SchemaNotCurrent) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -108,3 +108,18 @@ def test_register_into_an_empty_registry_makes_the_file_the_active_version(
     monkeypatch.setattr(runtime, "_context", None)
     assert main(["models", "register", str(tiny_model_file), "--promote"]) == 0
     assert "tiny-4 is now active" in capsys.readouterr().out
+
+
+def test_a_database_without_the_schema_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    database = tmp_path / "fresh.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("LOCAL_STORAGE_DIR", str(tmp_path / "objects"))
+    assert main(["pairs", "list"]) == 2
+    error = capsys.readouterr().err
+    assert "has no schema yet" in error and "python -m web.cli migrate" in error
+    from web.db import upgrade_database
+
+    upgrade_database(f"sqlite:///{database}")
+    assert main(["pairs", "list"]) == 0
