@@ -1,6 +1,7 @@
 """Seconds per fine-tuning step of the packaged model as the retraining job runs it (random crops, batches of 4):
-training the layers its card's last stage trained (``train_layers``, as ``worker.retraining`` does) against
-training the whole network, alternated over rounds in one process; prints their ratio.
+training the layers its card's last stage trained (``train_layers``, from ``worker.retraining.trained_recipe``, as
+the job does) against training the whole network with the same recipe, alternated over rounds in one process;
+prints their ratio.
 
     python scripts/bench_fine_tune.py ../shared/data/lol/sample
 """
@@ -11,16 +12,16 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGED = REPO / "mirnet" / "weights" / "default.keras"
 
 
-def seconds_per_step(data: Path, out: Path, train_layers: list[str] | None, steps: int, crop: int) -> float:
+def seconds_per_step(data: Path, out: Path, card: dict, recipe: dict[str, Any], steps: int, crop: int) -> float:
     """Mean seconds a step after the first ``steps // 5`` (tracing, warm-up), from the trainer's log rows."""
-    from mirnet.models import load_model
     from mirnet.training import TrainConfig, Trainer
 
-    card = load_model().card
     every = max(steps // 5, 1)
     config = TrainConfig(
         data=str(data),
@@ -34,9 +35,8 @@ def seconds_per_step(data: Path, out: Path, train_layers: list[str] | None, step
         crop_size=crop,
         learning_rate=1e-4,
         min_learning_rate=1e-5,
-        init_from=str(REPO / "mirnet" / "weights" / "default.keras"),
-        train_layers=train_layers,
-        **{key: card["training"][key] for key in ("ssim_weight", "exposure_weight", "pixel_loss")},
+        init_from=str(PACKAGED),
+        **recipe,
     )
     stamps: list[float] = []
     Trainer(config, log=lambda message: None, on_log_row=lambda row: stamps.append(time.perf_counter())).run()
@@ -51,15 +51,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     from mirnet.models import load_model
+    from worker.retraining import trained_recipe
 
-    card_layers = load_model().card["training"].get("train_layers")
-    print(f"{load_model().card['version']}, crops of {args.crop}, batches of 4, {args.steps} steps a run")
+    card = load_model().card
+    recipe = trained_recipe(PACKAGED)
+    whole = {**recipe, "train_layers": None}
+    print(f"{card['version']}, crops of {args.crop}, batches of 4, {args.steps} steps a run")
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
-            card = seconds_per_step(args.data, Path(tmp) / f"card-{round_}", card_layers, args.steps, args.crop)
-            whole = seconds_per_step(args.data, Path(tmp) / f"whole-{round_}", None, args.steps, args.crop)
-            print(f"round {round_ + 1}: train_layers {card_layers}: {card:.3f} s a step; the whole network: "
-                  f"{whole:.3f} s a step; ratio {card / whole:.2f}", flush=True)
+            partial = seconds_per_step(args.data, Path(tmp) / f"card-{round_}", card, recipe, args.steps, args.crop)
+            full = seconds_per_step(args.data, Path(tmp) / f"whole-{round_}", card, whole, args.steps, args.crop)
+            print(f"round {round_ + 1}: train_layers {recipe['train_layers']}: {partial:.3f} s a step; the whole "
+                  f"network: {full:.3f} s a step; ratio {partial / full:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from mirnet.choices import PRECISIONS
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "lol-train"
 VAL_LIST = REPO.parent / "shared" / "data" / "lol" / "our485-val.txt"
@@ -266,7 +268,7 @@ def main() -> None:
     scoring.add_argument(
         "--shipped", action="store_true", help="also each model with the views its card ships with, paired"
     )
-    scoring.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
+    scoring.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="inference precision")
     args = parser.parse_args()
     if args.command == "twins":
         search = find_twins(args.data, args.val_list, args.threshold)

@@ -257,7 +257,7 @@ def _fine_tune(
         min_learning_rate=settings.retrain_learning_rate / 10,
         seed=run.id,
         init_from=str(active_path),
-        **_trained_recipe(active_path),
+        **trained_recipe(active_path),
     )
     messages = lambda message: log.info("training run %s: %s", run.id, message)  # noqa: E731
     result = Trainer(config, log=messages, on_log_row=on_log_row).run()
@@ -279,7 +279,7 @@ def inherit_inference(active_path: Path, candidate_path: Path) -> None:
 RECIPE_KEYS = ("ssim_weight", "exposure_weight", "exposure_jitter")
 
 
-def _trained_recipe(model_path: Path) -> dict[str, Any]:
+def trained_recipe(model_path: Path) -> dict[str, Any]:
     """Fine-tune with the loss and input-exposure jitter the active model was trained with, as its card records
     (Charbonnier alone, no jitter, where the card predates them), and train the layers its last stage trained
     (``train_layers``; all of them where the card names none). The packaged model's last stages trained only its

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from worker.retraining import _trained_recipe, inherit_inference
+from worker.retraining import inherit_inference, trained_recipe
 
 
 def _model_with_card(folder: Path, training: dict) -> Path:
@@ -17,7 +17,7 @@ def _model_with_card(folder: Path, training: dict) -> Path:
 def test_the_cards_loss_weights_and_exposure_jitter_carry_over(tmp_path: Path) -> None:
     card = {"ssim_weight": 0.2, "exposure_weight": 1.0, "exposure_jitter": 1.0, "pixel_loss": "rmse", "seed": 4,
             "train_layers": ["refine_*"]}
-    assert _trained_recipe(_model_with_card(tmp_path, card)) == {
+    assert trained_recipe(_model_with_card(tmp_path, card)) == {
         "ssim_weight": 0.2,
         "exposure_weight": 1.0,
         "exposure_jitter": 1.0,
@@ -27,7 +27,7 @@ def test_the_cards_loss_weights_and_exposure_jitter_carry_over(tmp_path: Path) -
 
 
 def test_a_card_from_before_the_weights_existed_means_charbonnier_alone(tmp_path: Path) -> None:
-    recipe = _trained_recipe(_model_with_card(tmp_path, {}))
+    recipe = trained_recipe(_model_with_card(tmp_path, {}))
     assert recipe == {
         "ssim_weight": 0.0,
         "exposure_weight": 0.0,
@@ -39,7 +39,7 @@ def test_a_card_from_before_the_weights_existed_means_charbonnier_alone(tmp_path
 
 def test_the_packaged_card_records_its_loss_weights_and_that_only_its_refinement_trained() -> None:
     packaged = Path(__file__).resolve().parents[2] / "mirnet" / "weights" / "default.keras"
-    recipe = _trained_recipe(packaged)
+    recipe = trained_recipe(packaged)
     assert recipe["ssim_weight"] > 0
     assert recipe["train_layers"] == ["refine_*"]
 
