@@ -99,6 +99,7 @@ def _residual_network(
     anchor: bool = False,
     refine_blocks: int = 0,
     refine_context: int = 0,
+    refine_context_groups: int = 1,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -127,7 +128,7 @@ def _residual_network(
             views.append(Mirror(axes, dtype="float32", name=f"view_{index}_back")(enhanced) if axes else enhanced)
         outputs = layers.Average(dtype="float32", name="enhanced")(views)
     if refine:
-        context = _context(refine_context, fold) if refine_context else None
+        context = _context(refine_context, fold, refine_context_groups) if refine_context else None
         outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context)
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
@@ -163,7 +164,7 @@ class RemoveMean(layers.Layer):
         return inputs - spatial_mean(inputs)
 
 
-def _context(channels: int, fold: int) -> Callable[[Any], Any]:
+def _context(channels: int, fold: int, groups: int = 1) -> Callable[[Any], Any]:
     """A small multi-scale network beside the refinement, for corrections that need the scene around a pixel.
 
     The refinement's 3x3 filters reach a few pixels (31 with three blocks); this sees the body's output and the dark
@@ -171,10 +172,24 @@ def _context(channels: int, fold: int) -> Callable[[Any], Any]:
     streams, down to 1/4 of its input's resolution, dual attention, selective kernel fusion) and a tail that starts
     at zero, unfolded to a correction the refinement adds to its own. Like the blocks, it starts as nothing, so a
     network grown from trained weights without it computes what they did.
+
+    With ``groups`` > 1 the block is followed by more residual groups of one block each, named
+    ``refine_context_group_2``, ... that start as the identity: a context grown deeper from a trained one starts
+    out computing what it did.
     """
     folding = PixelUnshuffle(fold, name="refine_context_fold")
     head = layers.Conv2D(channels, 3, padding="same", name="refine_context_head")
-    group = RecursiveResidualGroup(channels, 1, "multi_scale", name="refine_context_group")
+    group_layers = [RecursiveResidualGroup(channels, 1, "multi_scale", name="refine_context_group")]
+    group_layers += [
+        RecursiveResidualGroup(channels, 1, "multi_scale", starts_as_identity=True, name=f"refine_context_group_{i}")
+        for i in range(2, groups + 1)
+    ]
+
+    def group(x):
+        for layer in group_layers:
+            x = layer(x)
+        return x
+
     tail = layers.Conv2D(
         3 * fold * fold, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="refine_context_tail"
     )
@@ -260,11 +275,14 @@ def _mirnet(
     anchor: bool = False,
     refine_blocks: int = 0,
     refine_context: int = 0,
+    refine_context_groups: int = 1,
 ) -> keras.Model:
     if refine_blocks and not refine:
         raise ValueError("refine_blocks needs a refinement (refine > 0)")
     if refine_context and not refine:
         raise ValueError("refine_context needs a refinement (refine > 0)")
+    if refine_context_groups < 1:
+        raise ValueError(f"refine_context_groups must be at least 1, not {refine_context_groups}")
     if refine and (4 * fold) % refine_fold:
         raise ValueError(f"refine_fold {refine_fold} must divide the network's size multiple {4 * fold}")
     return _residual_network(
@@ -281,6 +299,7 @@ def _mirnet(
         anchor,
         refine_blocks,
         refine_context,
+        refine_context_groups,
     )
 
 
@@ -314,6 +333,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "anchor": False,
             "refine_blocks": 0,
             "refine_context": 0,
+            "refine_context_groups": 1,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),

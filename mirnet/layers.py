@@ -22,8 +22,12 @@ def _reduced(channels: int, reduction: int, floor: int = 1) -> int:
     return max(channels // reduction, floor)
 
 
-def _conv(filters: int, kernel: int, name: str, activation: str | None = None) -> layers.Conv2D:
-    return layers.Conv2D(filters, kernel, padding="same", activation=activation, name=name)
+def _conv(
+    filters: int, kernel: int, name: str, activation: str | None = None, initializer: str = "glorot_uniform"
+) -> layers.Conv2D:
+    return layers.Conv2D(
+        filters, kernel, padding="same", activation=activation, kernel_initializer=initializer, name=name
+    )
 
 
 class CompositeLayer(layers.Layer):
@@ -272,18 +276,25 @@ BLOCKS = {"multi_scale": MultiScaleResidualBlock, "residual_conv": ResidualConvB
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class RecursiveResidualGroup(CompositeLayer):
-    """A 3x3 convolution, ``num_blocks`` residual blocks, another 3x3 convolution, plus the group's input."""
+    """A 3x3 convolution, ``num_blocks`` residual blocks, another 3x3 convolution, plus the group's input.
 
-    def __init__(self, channels: int, num_blocks: int, block: str = "multi_scale", **kwargs):
+    With ``starts_as_identity`` the last convolution starts at zero, so the group starts out passing its input
+    through: a group added to trained weights leaves what they compute unchanged until it trains.
+    """
+
+    def __init__(
+        self, channels: int, num_blocks: int, block: str = "multi_scale", starts_as_identity: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         if block not in BLOCKS:
             raise ValueError(f"unknown block {block!r}; choose from {sorted(BLOCKS)}")
         self.channels = channels
         self.num_blocks = num_blocks
         self.block = block
+        self.starts_as_identity = starts_as_identity
         self.conv_in = _conv(channels, 3, "conv_in")
         self.blocks = [BLOCKS[block](channels, name=f"block_{i + 1}") for i in range(num_blocks)]
-        self.conv_out = _conv(channels, 3, "conv_out")
+        self.conv_out = _conv(channels, 3, "conv_out", initializer="zeros" if starts_as_identity else "glorot_uniform")
 
     def call(self, inputs):
         x = self.conv_in(inputs)
@@ -292,5 +303,10 @@ class RecursiveResidualGroup(CompositeLayer):
         return inputs + self.conv_out(x)
 
     def get_config(self):
-        config = {"channels": self.channels, "num_blocks": self.num_blocks, "block": self.block}
+        config = {
+            "channels": self.channels,
+            "num_blocks": self.num_blocks,
+            "block": self.block,
+            "starts_as_identity": self.starts_as_identity,
+        }
         return {**super().get_config(), **config}

@@ -379,3 +379,50 @@ def test_an_anchored_network_tiles_like_its_whole_image(lol_sample):
     alone = to_uint8(Enhancer(loaded, tile=256, context=None).enhance(image))
     assert psnr(to_uint8(shared.enhance(image)), to_uint8(whole)) > 45
     assert len(shared.batch_sizes) > 1 and psnr(alone, to_uint8(whole)) < 35
+
+
+def test_a_deeper_refinement_context_grown_from_a_trained_one_starts_where_it_was():
+    """``refine_context_groups`` adds residual groups after the context's block, each starting as the identity: a
+    context grown deeper from trained weights computes what they did, and moves the output once a new group's
+    last convolution is non-zero."""
+    from mirnet.training import load_weights_by_layer
+
+    arguments = {
+        "channels": 8,
+        "fold": 4,
+        "num_rrg": 1,
+        "num_mrb": 1,
+        "refine": 6,
+        "refine_keeps_mean": True,
+        "refine_context": 8,
+    }
+    rng = np.random.default_rng(7)
+    keras.utils.set_random_seed(7)
+    trained = build_model("mirnet", **arguments)
+    tail = trained.get_layer("refine_context_tail")
+    tail.set_weights([0.01 * rng.normal(size=w.shape).astype("float32") for w in tail.get_weights()])
+    grown = build_model("mirnet", refine_context_groups=3, **arguments)
+    added = [grown.get_layer(f"refine_context_group_{i}") for i in (2, 3)]
+    assert all(isinstance(layer, L.RecursiveResidualGroup) and layer.starts_as_identity for layer in added)
+    assert grown.count_params() - trained.count_params() == sum(layer.count_params() for layer in added)
+    load_weights_by_layer(grown, trained)
+    x = rng.random((1, 64, 96, 3), dtype=np.float32)
+    before = np.asarray(trained(x))
+    np.testing.assert_allclose(grown(x), before, atol=1e-6)
+    out = added[0].conv_out
+    out.set_weights([0.1 * rng.normal(size=w.shape).astype("float32") for w in out.get_weights()])
+    assert np.abs(np.asarray(grown(x)) - before).max() > 1e-4
+    with pytest.raises(ValueError, match="refine_context_groups must be at least 1"):
+        build_model("mirnet", refine_context_groups=0, **arguments)
+
+
+def test_a_residual_group_keeps_starting_as_the_identity_through_a_save(tmp_path):
+    group = L.RecursiveResidualGroup(4, 1, "multi_scale", starts_as_identity=True, name="group")
+    inputs = keras.Input((16, 16, 4))
+    model = keras.Model(inputs, group(inputs))
+    x = np.random.default_rng(3).random((1, 16, 16, 4), dtype=np.float32)
+    np.testing.assert_allclose(model(x), x, atol=1e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.get_layer("group").starts_as_identity
+    np.testing.assert_allclose(loaded(x), x, atol=1e-6)
