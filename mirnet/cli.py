@@ -274,9 +274,11 @@ def run_info(args: argparse.Namespace) -> int:
     arguments = resolve_arguments(loaded.architecture, loaded.arguments)
     where = " inside the network" if views_inside(arguments) else ""
     views = default_views(arguments, card)
+    fallback = default_views(arguments, card, "fp32")
+    fp32 = f"; in fp32 {fallback} view(s)" if fallback != views else ""
     print(
         f"inference:    {views} view(s){where}, {shipped.get('precision', 'fp32')} where the machine "
-        "computes it natively (fp32 weights; --precision fp32 or bf16 to choose)"
+        f"computes it natively{fp32} (fp32 weights; --precision fp32 or bf16 to choose)"
     )
     for section in ("training", "validation", "eval15"):
         if section in card:

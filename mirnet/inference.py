@@ -95,12 +95,16 @@ def views_inside(arguments: dict) -> bool:
     return arguments.get("body_views", 1) > 1
 
 
-def default_views(arguments: dict, card: dict) -> int:
+def default_views(arguments: dict, card: dict, precision: str | None = None) -> int:
     """The views a model runs with unless told otherwise: as many as it was built with inside (``arguments``,
-    resolved), else its card's."""
+    resolved), else its card's. In ``precision`` "fp32", a card's ``inference.fp32_views`` comes first: the
+    fallback of a model that ships in bf16, for a CPU that computes only fp32 fast (docs/MODEL.md)."""
+    inference = card.get("inference", {})
+    if precision == "fp32" and inference.get("fp32_views") is not None:
+        return int(inference["fp32_views"])
     if views_inside(arguments):
         return int(arguments["body_views"])
-    return int(card.get("inference", {}).get("views", 1))
+    return int(inference.get("views", 1))
 
 
 class Enhancer:
@@ -118,7 +122,8 @@ class Enhancer:
         context: int | None = DEFAULT_CONTEXT,
     ) -> None:
         """``views``: how many mirrored copies of each window run and are averaged (1 = plain, 2 adds the
-        left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with.
+        left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with
+        (:func:`default_views`, for the precision that runs).
         For a network with its views inside (``body_views``) they are the copies its body runs on (``None``: as
         many as it was built with), and the network runs once.
         ``context``: the tiles of an image share the global averages of one whole-image pass at most this many
@@ -128,14 +133,14 @@ class Enhancer:
         arch = ARCHITECTURES[loaded.architecture]
         arguments = resolve_arguments(loaded.architecture, loaded.arguments)
         inside = views_inside(arguments)
+        precision = resolve_precision(precision, loaded.card)
         if views is None:
-            views = default_views(arguments, loaded.card)
+            views = default_views(arguments, loaded.card, precision)
         if views not in VIEW_FLIPS:
             raise ValueError(f"views must be one of {sorted(VIEW_FLIPS)}, not {views}")
         rebuild = inside and views != arguments["body_views"]
         if inside:
             arguments = {**arguments, "body_views": views}
-        precision = resolve_precision(precision, loaded.card)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.loaded = loaded

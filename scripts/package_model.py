@@ -8,6 +8,8 @@
   per-image JSON in ``docs/results/``), and seconds per 600x400 image in fp32 and bf16 of the packaged model and
   of the seed's network, measured in this one process; all of it goes into the card;
 - ``table``: the per-image eval15 table that README and docs/MODEL.md show, from that JSON;
+- ``fallback``: for a model that ships in bf16, the views its body runs on in fp32 (a CPU without bf16), with
+  eval15 and the seconds per image of that fallback measured on such a CPU, into the card;
 - ``inference``: ship the packaged weights with other test-time views and precision (chosen on the validation
   split), as a new version: the card's inference settings, version and description change, its eval15 and speed
   figures are dropped until ``measure`` runs again, and the version it came from is recorded.
@@ -19,6 +21,7 @@ Usage:
       --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json --stage configs/default-v2.json
   python scripts/package_model.py measure [--repeats 5]
   python scripts/package_model.py table [--gt-mean]
+  python scripts/package_model.py fallback --fp32-views 3 [--repeats 5]
   python scripts/package_model.py inference --views 4 --precision bf16 --version mirnet-lol-v7 --description "..."
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 from pathlib import Path
 
@@ -162,18 +166,20 @@ def compare_views(run: Path) -> None:
 def measure(repeats: int) -> None:
     import numpy as np
 
-    from mirnet.architectures import build_model
+    from mirnet.architectures import build_model, resolve_arguments
     from mirnet.evaluation import evaluate_folder, report
     from mirnet.imageio import load_rgb_uint8
-    from mirnet.inference import Enhancer
+    from mirnet.inference import Enhancer, default_views
     from mirnet.models import LoadedModel, load_model
 
     loaded = load_model()
     card_file = WEIGHTS / "default.json"
     card = json.loads(card_file.read_text())
+    # The model's own views in both precisions (not an fp32 fallback's): bf16's cost is measured like for like.
+    views = default_views(resolve_arguments(loaded.architecture, loaded.arguments), card)
     eval15 = {}
     for precision in ("fp32", "bf16"):
-        scores = evaluate_folder(str(EVAL15), Enhancer(loaded, precision=precision))
+        scores = evaluate_folder(str(EVAL15), Enhancer(loaded, precision=precision, views=views))
         document = report(scores, {"version": loaded.version, "precision": precision})
         suffix = "" if precision == "fp32" else "-bf16"
         (RESULTS / f"eval15-default{suffix}.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -188,8 +194,8 @@ def measure(repeats: int) -> None:
         "seed", "built",
     )
     speed = {
-        "fp32": _seconds_per_image(loaded, "fp32", image, repeats),
-        "bf16": _seconds_per_image(loaded, "bf16", image, repeats),
+        "fp32": _seconds_per_image(loaded, "fp32", image, repeats, views),
+        "bf16": _seconds_per_image(loaded, "bf16", image, repeats, views),
         "seed_fp32": _seconds_per_image(seed, "fp32", image, repeats),
     }
     speed["fp32_vs_seed_fp32"] = speed["fp32"] / speed["seed_fp32"]
@@ -200,6 +206,64 @@ def measure(repeats: int) -> None:
     card["eval15"] = eval15
     card["seconds_per_600x400"] = speed
     card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def fallback(fp32_views: int, repeats: int) -> None:
+    """Give the packaged model (which ships in bf16) ``fp32_views`` for when it runs in fp32, and measure that
+    fallback here: eval15 in fp32 with those views (per-image JSON in ``docs/results/``) and seconds per 600x400
+    image against the seed's network in fp32, in this one process. Run it on a CPU without bf16 instructions, where
+    the fallback is what runs; the card's bf16 figures and its fp32 figures with the model's own views stay."""
+    import numpy as np
+
+    from mirnet.architectures import build_model
+    from mirnet.evaluation import evaluate_folder, report
+    from mirnet.imageio import load_rgb_uint8
+    from mirnet.inference import Enhancer, native_bf16
+    from mirnet.models import LoadedModel, load_model
+
+    card_file = WEIGHTS / "default.json"
+    card = json.loads(card_file.read_text())
+    if card.get("inference", {}).get("precision") != "bf16":
+        raise SystemExit("the packaged model does not ship in bf16: fp32 is what it runs, not a fallback")
+    card["inference"]["fp32_views"] = fp32_views
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    loaded = load_model()
+    enhancer = Enhancer(loaded, precision="fp32")
+    assert enhancer.views == fp32_views, (enhancer.views, fp32_views)
+    scores = evaluate_folder(str(EVAL15), enhancer)
+    document = report(scores, {"version": loaded.version, "precision": "fp32", "views": fp32_views})
+    (RESULTS / "eval15-default-fp32-fallback.json").write_text(json.dumps(document, indent=2) + "\n")
+    image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
+    seed = LoadedModel(
+        build_model("mirnet-lite", **SEED_ARGUMENTS), {"architecture": "mirnet-lite", "arguments": SEED_ARGUMENTS},
+        "seed", "built",
+    )
+    seconds = _seconds_per_image(loaded, "fp32", image, repeats)
+    seed_seconds = _seconds_per_image(seed, "fp32", image, repeats)
+    card["eval15"]["fp32_fallback"] = {**document["mean"], "views": fp32_views}
+    card["seconds_per_600x400"]["fp32_fallback"] = {
+        "views": fp32_views,
+        "fp32": round(seconds, 4),
+        "seed_fp32": round(seed_seconds, 4),
+        "fp32_vs_seed_fp32": round(seconds / seed_seconds, 4),
+        "native_bf16_here": native_bf16(),
+        "machine": _cpu_name(),
+        "command": f"python scripts/package_model.py fallback --fp32-views {fp32_views} --repeats {repeats}",
+    }
+    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    measured = {"eval15": card["eval15"]["fp32_fallback"], "speed": card["seconds_per_600x400"]["fp32_fallback"]}
+    print(json.dumps(measured, indent=2))
 
 
 def reinfer(views: int, precision: str, version: str, description: str) -> None:
@@ -254,6 +318,9 @@ def main() -> None:
     infer.add_argument("--precision", required=True, choices=list(PRECISIONS))
     infer.add_argument("--version", required=True)
     infer.add_argument("--description", required=True)
+    fall = commands.add_parser("fallback", help="the views for fp32 (CPUs without bf16), measured here")
+    fall.add_argument("--fp32-views", type=int, required=True, choices=VIEW_COUNTS)
+    fall.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     if args.command == "package":
         stages = [stage.resolve() for stage in args.stage]
@@ -262,6 +329,8 @@ def main() -> None:
         compare_views(args.run)
     elif args.command == "table":
         print(eval15_table(args.gt_mean))
+    elif args.command == "fallback":
+        fallback(args.fp32_views, args.repeats)
     elif args.command == "inference":
         reinfer(args.views, args.precision, args.version, args.description)
     else:

@@ -286,6 +286,34 @@ def test_views_of_a_network_with_its_views_inside_are_the_copies_its_body_runs_o
                                Enhancer(loaded, tile=None, views=1).enhance(image), atol=0.03)
 
 
+def test_a_card_s_fp32_fallback_chooses_the_views_only_when_the_model_runs_in_fp32():
+    """A model that ships in bf16 can name fewer body views for fp32 (``inference.fp32_views``), for CPUs without
+    bf16 instructions: fp32 runs them, bf16 runs the views the network was built with, and ``views`` overrides."""
+    from mirnet.inference import Enhancer
+    from mirnet.models import LoadedModel
+
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 4, "refine_keeps_mean": True}
+    rng = np.random.default_rng(6)
+    four = build_model("mirnet", body_views=4, **arguments)
+    four.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in four.get_weights()])
+    card = {
+        "architecture": "mirnet",
+        "arguments": {**arguments, "body_views": 4},
+        "inference": {"views": 1, "precision": "bf16", "fp32_views": 2},
+    }
+    loaded = LoadedModel(four, card, "t", "t")
+    image = rng.random((32, 48, 3), dtype=np.float32)
+    fallback = Enhancer(loaded, tile=None, precision="fp32")
+    assert fallback.views == 2
+    two = build_model("mirnet", body_views=2, **arguments)
+    two.set_weights(four.get_weights())
+    np.testing.assert_allclose(fallback.enhance(image), np.clip(np.asarray(two(image[None]))[0], 0, 1), atol=1e-6)
+    assert Enhancer(loaded, tile=None, precision="bf16").views == 4
+    assert Enhancer(loaded, tile=None, precision="fp32", views=4).views == 4
+    plain = LoadedModel(four, {**card, "inference": {"views": 1, "precision": "bf16"}}, "t", "t")
+    assert Enhancer(plain, tile=None, precision="fp32").views == 4
+
+
 def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
     """Every view's averages (and the refinement's mean) are recorded in one whole-image pass and replayed by the
     tiles, in the order the views compute them: the packaged weights with their body views inside."""

@@ -79,6 +79,20 @@ def test_info_counts_the_views_a_network_runs_inside_itself(capsys, tmp_path):
     assert "inference:    3 view(s) inside the network, fp32" in capsys.readouterr().out
 
 
+def test_info_names_the_views_of_an_fp32_fallback(capsys, tmp_path):
+    from mirnet.architectures import build_model
+    from mirnet.models import save_model
+
+    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 4, "body_views": 4}
+    path = tmp_path / "inside.keras"
+    inference = {"views": 1, "precision": "bf16", "fp32_views": 3}
+    card = {"architecture": "mirnet", "arguments": arguments, "inference": inference, "version": "t"}
+    save_model(build_model("mirnet", **arguments), path, card)
+    assert main(["info", "--model", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 view(s) inside the network, bf16 where the machine computes it natively; in fp32 3 view(s)" in printed
+
+
 def test_missing_model_is_a_clear_error(capsys, tmp_path):
     assert main(["info", "--model", str(tmp_path / "none.keras")]) == 2
     assert "model file not found" in capsys.readouterr().err
