@@ -82,8 +82,8 @@ class Settings:
     model: str | None = None  # None: the packaged default model
     # "auto": the precision the model card ships with where this machine computes it natively, else fp32
     precision: str = AUTO_PRECISION
-    # Mirrored views averaged; None: as many as the model card ships with. On a CPU without bf16 instructions the
-    # packaged model's 4 views run in fp32, over half the seed network's time; VIEWS=2 brings it under (docs/MODEL.md).
+    # Mirrored views averaged; None: as many as the model card ships with for the precision that runs (the packaged
+    # model: 4 in bf16, its fp32 fallback of 3 on a CPU without bf16 instructions; docs/MODEL.md).
     views: int | None = None
     tile: int = 1024  # whole-image inference up to 1024x1024; see docs/MODEL.md on tiling a global network
     max_batch: int = 4
