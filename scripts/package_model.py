@@ -136,6 +136,15 @@ def _committed_config(config: dict) -> str:
     raise SystemExit(f"no file under configs/ holds the configuration of the run {config['out']}; commit it first")
 
 
+def _seed_network():
+    """The seed report's network (untrained: only its time is measured), as a loaded model."""
+    from mirnet.architectures import build_model
+    from mirnet.models import LoadedModel
+
+    model = build_model("mirnet-lite", **SEED_ARGUMENTS)
+    return LoadedModel(model, {"architecture": "mirnet-lite", "arguments": SEED_ARGUMENTS}, "seed", "built")
+
+
 def _seconds_per_image(loaded, precision: str, image, repeats: int, views: int | None = None) -> float:
     from mirnet.inference import Enhancer, best_seconds
 
@@ -166,11 +175,11 @@ def compare_views(run: Path) -> None:
 def measure(repeats: int) -> None:
     import numpy as np
 
-    from mirnet.architectures import build_model, resolve_arguments
+    from mirnet.architectures import resolve_arguments
     from mirnet.evaluation import evaluate_folder, report
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import Enhancer, default_views
-    from mirnet.models import LoadedModel, load_model
+    from mirnet.models import load_model
 
     loaded = load_model()
     card_file = WEIGHTS / "default.json"
@@ -189,10 +198,7 @@ def measure(repeats: int) -> None:
     eval15["command"] = "lowlight eval --data ../shared/data/lol/eval15 [--precision bf16]"
 
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
-    seed = LoadedModel(
-        build_model("mirnet-lite", **SEED_ARGUMENTS), {"architecture": "mirnet-lite", "arguments": SEED_ARGUMENTS},
-        "seed", "built",
-    )
+    seed = _seed_network()
     speed = {
         "fp32": _seconds_per_image(loaded, "fp32", image, repeats, views),
         "bf16": _seconds_per_image(loaded, "bf16", image, repeats, views),
@@ -226,29 +232,23 @@ def fallback(fp32_views: int, repeats: int) -> None:
     the fallback is what runs; the card's bf16 figures and its fp32 figures with the model's own views stay."""
     import numpy as np
 
-    from mirnet.architectures import build_model
     from mirnet.evaluation import evaluate_folder, report
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import Enhancer, native_bf16
-    from mirnet.models import LoadedModel, load_model
+    from mirnet.models import load_model
 
-    card_file = WEIGHTS / "default.json"
-    card = json.loads(card_file.read_text())
+    loaded = load_model()
+    card = loaded.card  # the card as the Enhancer reads it; written back once, with the figures, at the end
     if card.get("inference", {}).get("precision") != "bf16":
         raise SystemExit("the packaged model does not ship in bf16: fp32 is what it runs, not a fallback")
     card["inference"]["fp32_views"] = fp32_views
-    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    loaded = load_model()
     enhancer = Enhancer(loaded, precision="fp32")
     assert enhancer.views == fp32_views, (enhancer.views, fp32_views)
     scores = evaluate_folder(str(EVAL15), enhancer)
     document = report(scores, {"version": loaded.version, "precision": "fp32", "views": fp32_views})
     (RESULTS / "eval15-default-fp32-fallback.json").write_text(json.dumps(document, indent=2) + "\n")
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
-    seed = LoadedModel(
-        build_model("mirnet-lite", **SEED_ARGUMENTS), {"architecture": "mirnet-lite", "arguments": SEED_ARGUMENTS},
-        "seed", "built",
-    )
+    seed = _seed_network()
     seconds = _seconds_per_image(loaded, "fp32", image, repeats)
     seed_seconds = _seconds_per_image(seed, "fp32", image, repeats)
     card["eval15"]["fp32_fallback"] = {**document["mean"], "views": fp32_views}
@@ -261,7 +261,7 @@ def fallback(fp32_views: int, repeats: int) -> None:
         "machine": _cpu_name(),
         "command": f"python scripts/package_model.py fallback --fp32-views {fp32_views} --repeats {repeats}",
     }
-    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (WEIGHTS / "default.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     measured = {"eval15": card["eval15"]["fp32_fallback"], "speed": card["seconds_per_600x400"]["fp32_fallback"]}
     print(json.dumps(measured, indent=2))
 
