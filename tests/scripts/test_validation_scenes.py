@@ -73,7 +73,16 @@ def test_the_gain_over_the_first_model_is_paired_per_image_with_its_standard_err
 
     line = script.paired_difference(psnr, "v3", base, has_twin)
 
-    assert line == "vs v3: +2.500 ± 0.645 | +1.500 ± 0.500 | +3.500 ± 0.500"
+    assert line == "vs v3: +2.500 ± 0.645 (+3.9 SE) | +1.500 ± 0.500 (+3.0 SE) | +3.500 ± 0.500 (+7.0 SE)"
+
+
+def test_a_model_paired_with_itself_shows_no_ratio_of_gain_to_error() -> None:
+    script = load_script("validation_scenes")
+    psnr = np.array([20.0, 21.0, 22.0])
+
+    line = script.paired_difference(psnr, "v3", psnr.copy(), np.array([True, True, False]))
+
+    assert line == "vs v3: +0.000 ± 0.000 | +0.000 ± 0.000 | +0.000 ± nan"
 
 
 def test_an_ensemble_spec_averages_the_outputs_of_its_models(tmp_path: Path) -> None:
