@@ -61,29 +61,42 @@ def _stage_figures(card: dict) -> list[dict]:
     return [*earlier, {"steps": training["total_steps"], "hours": round(own_hours, 2)}]
 
 
+def _figures_from_cards(chain: list[dict]) -> list[dict]:
+    """Steps and hours of the first stages of ``chain`` (stage configurations, each starting from the one before),
+    as the nearest packaged card along it records them: the card beside the weights a stage started from, if those
+    weights were packaged (a run's own best.json is not a card). Empty if no stage started from packaged weights."""
+    for index in range(len(chain) - 1, 0, -1):
+        card_path = REPO / Path(chain[index]["init_from"]).with_suffix(".json")
+        card = json.loads(card_path.read_text()) if card_path.exists() else {}
+        if "hours_all_stages" in card.get("training", {}):
+            figures = _stage_figures(card)
+            if len(figures) != index:
+                raise SystemExit(f"{card_path} records {len(figures)} stages, --stage gave {index} before it")
+            return figures
+    return []
+
+
 def earlier_stages(config: dict, stage_configs: list[Path]) -> list[dict]:
     """The stages before ``config``'s run, in order: the command of each (from ``stage_configs``) and its steps and
-    hours. A stage's figures come from its run folder when that is here, else from the card of the weights the run
-    started from (which recorded them when it was packaged). Each stage must start from the one before it."""
+    hours. A stage's figures come from its run folder when that is here, else from the nearest card of packaged
+    weights that a later stage started from (which recorded them when it was packaged). Each stage must start from
+    the one before it."""
     stages = [json.loads(path.read_text()) for path in stage_configs]
     for before, after in zip([*stages, config], [*stages, config][1:], strict=False):
         expected = str(Path(before["out"]) / "best.keras")
         if after.get("init_from") != expected:
             raise SystemExit(f"a stage starts from {after.get('init_from')!r}, not from the stage before ({expected})")
-    from_card = []
-    if stages:
-        init_card = REPO / Path(config["init_from"]).with_suffix(".json")
-        from_card = _stage_figures(json.loads(init_card.read_text()))
-        if len(from_card) != len(stages):
-            raise SystemExit(f"{init_card} records {len(from_card)} stages, --stage gave {len(stages)}")
+    from_card = _figures_from_cards([*stages, config])
     records = []
     for index, (path, stage) in enumerate(zip(stage_configs, stages, strict=True)):
         state_file = REPO / stage["out"] / "state.json"
         if state_file.exists():
             state = json.loads(state_file.read_text())
             figures = {"steps": state["step"], "hours": round(state["seconds"] / 3600, 2)}
-        else:
+        elif index < len(from_card):
             figures = from_card[index]
+        else:
+            raise SystemExit(f"no steps and hours for {path}: neither {state_file} nor a packaged card has them")
         records.append({"command": f"lowlight train --config {path.relative_to(REPO)}", **figures})
     return records
 
