@@ -65,6 +65,52 @@ class Mirror(layers.Layer):
         return {**super().get_config(), "axes": self.axes}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StackViews(layers.Layer):
+    """N x H x W x C -> (N * views) x H x W x C: each image followed by its mirrored copies (:data:`VIEW_FLIPS`), so
+    that one pass of the body runs every view as one batch. Image-major, so an image's views sit together: the order
+    in which the spatial means recorded on a whole image stack up for its tiles."""
+
+    def __init__(self, views: int, **kwargs):
+        super().__init__(**kwargs)
+        self.views = views
+
+    def call(self, inputs):
+        copies = [tf.reverse(inputs, axes) if axes else inputs for axes in VIEW_FLIPS[self.views]]
+        shape = tf.shape(inputs)
+        return tf.reshape(tf.stack(copies, axis=1), [-1, shape[1], shape[2], inputs.shape[-1]])
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AverageViews(layers.Layer):
+    """The way back from :class:`StackViews`: each image's views flipped back and averaged, in view order."""
+
+    def __init__(self, views: int, **kwargs):
+        super().__init__(**kwargs)
+        self.views = views
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        grouped = tf.reshape(inputs, [-1, self.views, shape[1], shape[2], inputs.shape[-1]])
+        total = None
+        for index, axes in enumerate(VIEW_FLIPS[self.views]):
+            view = tf.reverse(grouped[:, index], axes) if axes else grouped[:, index]
+            total = view if total is None else total + view
+        return total / self.views
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}
+
+
 def _body(prefix: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> Callable[[Any], Any]:
     """The residual that the body adds to its input: fold, head, residual groups, tail, unfold. Its layers are
     named ``prefix`` + the plain network's names, so a second body (the anchor) can sit beside the first."""
@@ -120,13 +166,12 @@ def _residual_network(
     else:
         if body_views not in VIEW_FLIPS:
             raise ValueError(f"body_views must be one of {sorted(VIEW_FLIPS)}, not {body_views}")
-        views = []
-        for index, axes in enumerate(VIEW_FLIPS[body_views], start=1):
-            # float32, like the input it mirrors: it is added back to the body's output below.
-            mirrored = Mirror(axes, dtype="float32", name=f"view_{index}")(inputs) if axes else inputs
-            enhanced = layers.Add(dtype="float32", name=f"enhanced_view_{index}")([mirrored, residual(mirrored)])
-            views.append(Mirror(axes, dtype="float32", name=f"view_{index}_back")(enhanced) if axes else enhanced)
-        outputs = layers.Average(dtype="float32", name="enhanced")(views)
+        # One pass of the body on all views as one batch (float32, like the input it mirrors: it is added back to
+        # the body's output); networks saved before this ran one pass per view (Mirror, Add, Average), which load
+        # and compute the same.
+        mirrored = StackViews(body_views, dtype="float32", name="views")(inputs)
+        enhanced = layers.Add(dtype="float32", name="enhanced_views")([mirrored, residual(mirrored)])
+        outputs = AverageViews(body_views, dtype="float32", name="enhanced")(enhanced)
     if refine:
         context = _context(refine_context, fold, refine_context_groups) if refine_context else None
         outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mirnet import layers as L
-from mirnet.architectures import ARCHITECTURES, Mirror, build_model
+from mirnet.architectures import ARCHITECTURES, AverageViews, Mirror, StackViews, build_model
 
 
 def conv(k: int, cin: int, cout: int) -> int:
@@ -256,8 +256,24 @@ def test_body_views_inside_the_network_compute_what_test_time_views_compute_outs
         build_model("mirnet", body_views=5, **arguments)
     # Under bf16 the mirrored inputs stay float32: each is added back to its view's output unrounded.
     mixed = build_model("mirnet", policy="mixed_bfloat16", body_views=3, **arguments)
-    mirrors = [layer for layer in mixed.layers if isinstance(layer, Mirror)]
-    assert len(mirrors) == 4 and {layer.compute_dtype for layer in mirrors} == {"float32"}
+    views = [layer for layer in mixed.layers if isinstance(layer, (StackViews, AverageViews))]
+    assert len(views) == 2 and {layer.compute_dtype for layer in views} == {"float32"}
+
+
+def test_the_body_runs_its_views_as_one_batch_and_computes_what_one_pass_per_view_computed():
+    """The packaged weights were saved from a network that ran its body once per view (Mirror, Add, Average); the
+    network built now runs the views as one batch of the body. Same weights in the same order, same output."""
+    from mirnet.models import load_model
+
+    packaged = load_model()
+    saved = packaged.model
+    assert sum(isinstance(layer, Mirror) for layer in saved.layers) == 6  # three views mirrored there and back
+    built = build_model(packaged.architecture, **packaged.arguments)
+    assert sum(isinstance(layer, StackViews) for layer in built.layers) == 1
+    assert not any(isinstance(layer, Mirror) for layer in built.layers)
+    built.set_weights(saved.get_weights())
+    image = np.random.default_rng(7).random((1, 64, 96, 3), dtype=np.float32) * 0.2
+    np.testing.assert_allclose(np.asarray(built(image)), np.asarray(saved(image)), atol=1e-5)
 
 
 def test_views_of_a_network_with_its_views_inside_are_the_copies_its_body_runs_on():
