@@ -15,34 +15,31 @@ from mirnet.global_statistics import spatial_mean
 from mirnet.layers import PACKAGE, RecursiveResidualGroup
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class PixelUnshuffle(layers.Layer):
-    """Folds ``factor x factor`` pixel blocks into channels, so the body runs at a lower resolution."""
+class _FactorLayer(layers.Layer):
+    """A weightless layer configured by one integer, ``factor``."""
 
     def __init__(self, factor: int, **kwargs):
         super().__init__(**kwargs)
         self.factor = factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PixelUnshuffle(_FactorLayer):
+    """Folds ``factor x factor`` pixel blocks into channels, so the body runs at a lower resolution."""
 
     def call(self, inputs):
         return tf.nn.space_to_depth(inputs, self.factor)
 
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
-
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class PixelShuffle(layers.Layer):
+class PixelShuffle(_FactorLayer):
     """The inverse of :class:`PixelUnshuffle`."""
-
-    def __init__(self, factor: int, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = factor
 
     def call(self, inputs):
         return tf.nn.depth_to_space(inputs, self.factor)
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
 
 
 # Test-time self-ensemble (the Enhancer's views, and ``body_views`` inside the network): the axes (of N x H x W x C)
@@ -65,20 +62,13 @@ class Mirror(layers.Layer):
         return {**super().get_config(), "axes": self.axes}
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class StackViews(layers.Layer):
-    """N x H x W x C -> (N * views) x H x W x C: each image followed by its mirrored copies (:data:`VIEW_FLIPS`), so
-    that one pass of the body runs every view as one batch. Image-major, so an image's views sit together: the order
-    in which the spatial means recorded on a whole image stack up for its tiles."""
+class _ViewsLayer(layers.Layer):
+    """A weightless layer between an image batch and its batch of ``views`` mirrored copies; the batch size is the
+    only dimension it changes."""
 
     def __init__(self, views: int, **kwargs):
         super().__init__(**kwargs)
         self.views = views
-
-    def call(self, inputs):
-        copies = [tf.reverse(inputs, axes) if axes else inputs for axes in VIEW_FLIPS[self.views]]
-        shape = tf.shape(inputs)
-        return tf.reshape(tf.stack(copies, axis=1), [-1, shape[1], shape[2], inputs.shape[-1]])
 
     def compute_output_shape(self, input_shape):
         return (None, *input_shape[1:])
@@ -88,12 +78,20 @@ class StackViews(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class AverageViews(layers.Layer):
-    """The way back from :class:`StackViews`: each image's views flipped back and averaged, in view order."""
+class StackViews(_ViewsLayer):
+    """N x H x W x C -> (N * views) x H x W x C: each image followed by its mirrored copies (:data:`VIEW_FLIPS`), so
+    that one pass of the body runs every view as one batch. Image-major, so an image's views sit together: the order
+    in which the spatial means recorded on a whole image stack up for its tiles."""
 
-    def __init__(self, views: int, **kwargs):
-        super().__init__(**kwargs)
-        self.views = views
+    def call(self, inputs):
+        copies = [tf.reverse(inputs, axes) if axes else inputs for axes in VIEW_FLIPS[self.views]]
+        shape = tf.shape(inputs)
+        return tf.reshape(tf.stack(copies, axis=1), [-1, shape[1], shape[2], inputs.shape[-1]])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AverageViews(_ViewsLayer):
+    """The way back from :class:`StackViews`: each image's views flipped back and averaged, in view order."""
 
     def call(self, inputs):
         shape = tf.shape(inputs)
@@ -103,12 +101,6 @@ class AverageViews(layers.Layer):
             view = tf.reverse(grouped[:, index], axes) if axes else grouped[:, index]
             total = view if total is None else total + view
         return total / self.views
-
-    def compute_output_shape(self, input_shape):
-        return (None, *input_shape[1:])
-
-    def get_config(self):
-        return {**super().get_config(), "views": self.views}
 
 
 def _body(prefix: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> Callable[[Any], Any]:
