@@ -76,6 +76,15 @@ class _ViewsLayer(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "views": self.views}
 
+    def views_back(self, inputs) -> list:
+        """A batch stacked by :class:`StackViews` as one tensor per view, each flipped back, in view order."""
+        shape = tf.shape(inputs)
+        grouped = tf.reshape(inputs, [-1, self.views, shape[1], shape[2], inputs.shape[-1]])
+        return [
+            tf.reverse(grouped[:, index], axes) if axes else grouped[:, index]
+            for index, axes in enumerate(VIEW_FLIPS[self.views])
+        ]
+
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class StackViews(_ViewsLayer):
@@ -94,13 +103,19 @@ class AverageViews(_ViewsLayer):
     """The way back from :class:`StackViews`: each image's views flipped back and averaged, in view order."""
 
     def call(self, inputs):
-        shape = tf.shape(inputs)
-        grouped = tf.reshape(inputs, [-1, self.views, shape[1], shape[2], inputs.shape[-1]])
         total = None
-        for index, axes in enumerate(VIEW_FLIPS[self.views]):
-            view = tf.reverse(grouped[:, index], axes) if axes else grouped[:, index]
+        for view in self.views_back(inputs):
             total = view if total is None else total + view
         return total / self.views
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SpreadViews(_ViewsLayer):
+    """Beside :class:`AverageViews`: the standard deviation of each image's views, flipped back, per pixel and
+    channel: where the body's mirrored copies disagree (zero for one view)."""
+
+    def call(self, inputs):
+        return tf.math.reduce_std(tf.stack(self.views_back(inputs), axis=1), axis=1)
 
 
 def _body(prefix: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> Callable[[Any], Any]:
@@ -138,6 +153,7 @@ def _residual_network(
     refine_blocks: int = 0,
     refine_context: int = 0,
     refine_context_groups: int = 1,
+    refine_spread: bool = False,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -148,13 +164,17 @@ def _residual_network(
     flipped back, are averaged: the test-time views inside the network, so that the refinement runs once, on the
     average, instead of once per view. With ``anchor`` a second body of the same shape (layers named ``anchor_*``,
     one view, no refinement) runs on the input, and the output is scaled per channel to that body's mean colour
-    (:class:`MatchMeanColour`): one network chooses each image's brightness, the other its detail.
+    (:class:`MatchMeanColour`): one network chooses each image's brightness, the other its detail. With
+    ``refine_spread`` the refinement also sees where the views disagree (:class:`SpreadViews`).
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     residual = _body("", num_rrg, num_mrb, channels, block, fold)
 
+    spread = None
     if body_views == 1:
         outputs = layers.Add(dtype="float32", name="enhanced")([inputs, residual(inputs)])
+        if refine_spread:
+            spread = SpreadViews(1, dtype="float32", name="views_spread")(outputs)
     else:
         if body_views not in VIEW_FLIPS:
             raise ValueError(f"body_views must be one of {sorted(VIEW_FLIPS)}, not {body_views}")
@@ -164,9 +184,11 @@ def _residual_network(
         mirrored = StackViews(body_views, dtype="float32", name="views")(inputs)
         enhanced = layers.Add(dtype="float32", name="enhanced_views")([mirrored, residual(mirrored)])
         outputs = AverageViews(body_views, dtype="float32", name="enhanced")(enhanced)
+        if refine_spread:
+            spread = SpreadViews(body_views, dtype="float32", name="views_spread")(enhanced)
     if refine:
         context = _context(refine_context, fold, refine_context_groups) if refine_context else None
-        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context)
+        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context, spread)
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
         anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)])
@@ -238,6 +260,11 @@ def _context(channels: int, fold: int, groups: int = 1) -> Callable[[Any], Any]:
     return correction
 
 
+# The views' spread is about 0.01 on LOL (0.006 to 0.014 per image, v12 on validation): scaled into an image's range,
+# so that a convolution that starts at zero reaches useful weights at the learning rates the refinement trains at.
+SPREAD_SCALE = 32.0
+
+
 def _refinement(
     inputs,
     enhanced,
@@ -246,6 +273,7 @@ def _refinement(
     fold: int = 1,
     blocks: int = 0,
     context: Callable[[Any], Any] | None = None,
+    spread=None,
 ):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
@@ -267,12 +295,31 @@ def _refinement(
     start as the identity and a refinement grown from trained weights without them computes what it did.
 
     With ``context`` (:func:`_context`), its correction is added to this one's before the mean is removed.
+
+    With ``spread`` (the views' standard deviation, :class:`SpreadViews`), the first convolution also sees where the
+    body's views disagree, scaled by :data:`SPREAD_SCALE` to the range of an image, through a convolution of its own
+    that starts at zero (added before the first activation), so a refinement grown from trained weights without it
+    starts out computing what they did.
     """
     x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
     both = x
     if fold > 1:
         x = PixelUnshuffle(fold, name="refine_fold")(x)
-    x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_1")(x)
+    if spread is None:
+        x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_1")(x)
+    else:
+        s = layers.Rescaling(SPREAD_SCALE, name="refine_spread_scale")(spread)
+        if fold > 1:
+            s = PixelUnshuffle(fold, name="refine_spread_fold")(s)
+        x = layers.Add(name="refine_1_with_spread")(
+            [
+                layers.Conv2D(channels, 3, padding="same", name="refine_1")(x),
+                layers.Conv2D(
+                    channels, 3, padding="same", use_bias=False, kernel_initializer="zeros", name="refine_spread"
+                )(s),
+            ]
+        )
+        x = layers.ReLU(name="refine_1_relu")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_2")(x)
     for index in range(1, blocks + 1):
         dilation = 2**index
@@ -313,11 +360,14 @@ def _mirnet(
     refine_blocks: int = 0,
     refine_context: int = 0,
     refine_context_groups: int = 1,
+    refine_spread: bool = False,
 ) -> keras.Model:
     if refine_blocks and not refine:
         raise ValueError("refine_blocks needs a refinement (refine > 0)")
     if refine_context and not refine:
         raise ValueError("refine_context needs a refinement (refine > 0)")
+    if refine_spread and not refine:
+        raise ValueError("refine_spread needs a refinement (refine > 0)")
     if refine_context_groups < 1:
         raise ValueError(f"refine_context_groups must be at least 1, not {refine_context_groups}")
     if refine and (4 * fold) % refine_fold:
@@ -337,6 +387,7 @@ def _mirnet(
         refine_blocks,
         refine_context,
         refine_context_groups,
+        refine_spread,
     )
 
 
@@ -371,6 +422,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_blocks": 0,
             "refine_context": 0,
             "refine_context_groups": 1,
+            "refine_spread": False,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),
