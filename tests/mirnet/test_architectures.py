@@ -441,21 +441,25 @@ def test_an_anchored_network_tiles_like_its_whole_image(lol_sample):
     assert len(shared.batch_sizes) > 1 and psnr(alone, to_uint8(whole)) < 35
 
 
+# A small network with a refinement and its context, for the tests of what grows onto them.
+SMALL_WITH_CONTEXT = {
+    "channels": 8,
+    "fold": 4,
+    "num_rrg": 1,
+    "num_mrb": 1,
+    "refine": 6,
+    "refine_keeps_mean": True,
+    "refine_context": 8,
+}
+
+
 def test_a_deeper_refinement_context_grown_from_a_trained_one_starts_where_it_was():
     """``refine_context_groups`` adds residual groups after the context's block, each starting as the identity: a
     context grown deeper from trained weights computes what they did, and moves the output once a new group's
     last convolution is non-zero."""
     from mirnet.training import load_weights_by_layer
 
-    arguments = {
-        "channels": 8,
-        "fold": 4,
-        "num_rrg": 1,
-        "num_mrb": 1,
-        "refine": 6,
-        "refine_keeps_mean": True,
-        "refine_context": 8,
-    }
+    arguments = SMALL_WITH_CONTEXT
     rng = np.random.default_rng(7)
     keras.utils.set_random_seed(7)
     trained = build_model("mirnet", **arguments)
@@ -513,17 +517,7 @@ def test_a_refinement_grown_to_see_the_views_spread_starts_where_it_was():
     once that convolution is non-zero; with one view there is no spread to see."""
     from mirnet.training import load_weights_by_layer
 
-    arguments = {
-        "channels": 8,
-        "fold": 4,
-        "num_rrg": 1,
-        "num_mrb": 1,
-        "refine": 6,
-        "refine_keeps_mean": True,
-        "refine_blocks": 1,
-        "refine_context": 8,
-        "body_views": 4,
-    }
+    arguments = {**SMALL_WITH_CONTEXT, "refine_blocks": 1, "body_views": 4}
     rng = np.random.default_rng(11)
     keras.utils.set_random_seed(11)
     trained = _random_mirnet(11, **arguments)
