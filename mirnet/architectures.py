@@ -266,14 +266,14 @@ SPREAD_SCALE = 32.0
 
 
 def _refinement(
-    inputs,
-    enhanced,
+    inputs: Any,
+    enhanced: Any,
     channels: int,
     keeps_mean: bool = False,
     fold: int = 1,
     blocks: int = 0,
     context: Callable[[Any], Any] | None = None,
-    spread=None,
+    spread: Any | None = None,
 ):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
