@@ -267,18 +267,11 @@ V12_COMMIT = "1c06954"
 def test_the_body_runs_its_views_as_one_batch_and_computes_what_one_pass_per_view_computed(tmp_path):
     """v12 was saved from a network that ran its body once per view (Mirror, Add, Average); the network built now
     runs the views as one batch of the body. Same weights in the same order, same output."""
-    import subprocess
-    from pathlib import Path
-
     from mirnet.models import load_model
+    from tests.scripts.loading import load_script
 
-    repo = Path(__file__).resolve().parents[2]
-    for name in ("default.keras", "default.json"):
-        blob = subprocess.run(
-            ["git", "-C", str(repo), "show", f"{V12_COMMIT}:mirnet/weights/{name}"], check=True, capture_output=True
-        ).stdout
-        (tmp_path / name).write_bytes(blob)
-    packaged = load_model(tmp_path / "default.keras")
+    # The weights and card as committed there, written out the way scripts/validation_scenes.py reads a commit.
+    packaged = load_model(load_script("validation_scenes")._model_path(V12_COMMIT, tmp_path))
     assert packaged.version == "mirnet-lol-v12"
     saved = packaged.model
     assert sum(isinstance(layer, Mirror) for layer in saved.layers) == 6  # three views mirrored there and back
