@@ -110,6 +110,15 @@ class AverageViews(_ViewsLayer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class FirstView(_ViewsLayer):
+    """Of a batch stacked by :class:`StackViews`, each image's first view (the image as it came, not mirrored)."""
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        return tf.reshape(inputs, [-1, self.views, shape[1], shape[2], inputs.shape[-1]])[:, 0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SpreadViews(_ViewsLayer):
     """Beside :class:`AverageViews`: the standard deviation of each image's views, flipped back, per pixel and
     channel: where the body's mirrored copies disagree (zero for one view)."""
@@ -118,20 +127,24 @@ class SpreadViews(_ViewsLayer):
         return tf.math.reduce_std(tf.stack(self.views_back(inputs), axis=1), axis=1)
 
 
-def _body(prefix: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> Callable[[Any], Any]:
+def _body(prefix: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> Callable[..., Any]:
     """The residual that the body adds to its input: fold, head, residual groups, tail, unfold. Its layers are
-    named ``prefix`` + the plain network's names, so a second body (the anchor) can sit beside the first."""
+    named ``prefix`` + the plain network's names, so a second body (the anchor) can sit beside the first. Given a
+    list as ``features``, the residual also appends to it the body's last features (after its groups, before the
+    tail: ``channels`` at 1/``fold`` of the resolution)."""
     folding = PixelUnshuffle(fold, name=f"{prefix}fold") if fold > 1 else None
     head = layers.Conv2D(channels, 3, padding="same", name=f"{prefix}head")
     groups = [RecursiveResidualGroup(channels, num_mrb, block, name=f"{prefix}group_{i + 1}") for i in range(num_rrg)]
     tail = layers.Conv2D(3 * fold * fold, 3, padding="same", dtype="float32", name=f"{prefix}tail")
     unfolding = PixelShuffle(fold, name=f"{prefix}unfold", dtype="float32") if fold > 1 else None
 
-    def residual(x):
+    def residual(x, features: list | None = None):
         x = folding(x) if folding else x
         x = head(x)
         for group in groups:
             x = group(x)
+        if features is not None:
+            features.append(x)
         x = tail(x)
         return unfolding(x) if unfolding else x
 
@@ -154,6 +167,7 @@ def _residual_network(
     refine_context: int = 0,
     refine_context_groups: int = 1,
     refine_spread: bool = False,
+    refine_context_features: bool = False,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -165,14 +179,17 @@ def _residual_network(
     average, instead of once per view. With ``anchor`` a second body of the same shape (layers named ``anchor_*``,
     one view, no refinement) runs on the input, and the output is scaled per channel to that body's mean colour
     (:class:`MatchMeanColour`): one network chooses each image's brightness, the other its detail. With
-    ``refine_spread`` the refinement also sees where the views disagree (:class:`SpreadViews`).
+    ``refine_spread`` the refinement also sees where the views disagree (:class:`SpreadViews`). With
+    ``refine_context_features`` the context also sees the body's last features on the image as it came (its first
+    view, :class:`FirstView`).
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     residual = _body("", num_rrg, num_mrb, channels, block, fold)
+    body_features: list | None = [] if refine_context_features else None
 
     spread = None
     if body_views == 1:
-        outputs = layers.Add(dtype="float32", name="enhanced")([inputs, residual(inputs)])
+        outputs = layers.Add(dtype="float32", name="enhanced")([inputs, residual(inputs, body_features)])
         if refine_spread:
             spread = SpreadViews(1, dtype="float32", name="views_spread")(outputs)
     else:
@@ -182,13 +199,20 @@ def _residual_network(
         # the body's output); networks saved before this ran one pass per view (Mirror, Add, Average), which load
         # and compute the same.
         mirrored = StackViews(body_views, dtype="float32", name="views")(inputs)
-        enhanced = layers.Add(dtype="float32", name="enhanced_views")([mirrored, residual(mirrored)])
+        enhanced = layers.Add(dtype="float32", name="enhanced_views")([mirrored, residual(mirrored, body_features)])
+        if body_features:
+            body_features[0] = FirstView(body_views, name="body_features_first_view")(body_features[0])
         outputs = AverageViews(body_views, dtype="float32", name="enhanced")(enhanced)
         if refine_spread:
             spread = SpreadViews(body_views, dtype="float32", name="views_spread")(enhanced)
     if refine:
-        context = _context(refine_context, fold, refine_context_groups) if refine_context else None
-        outputs = _refinement(inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context, spread)
+        context = None
+        if refine_context:
+            context = _context(refine_context, fold, refine_context_groups, with_features=refine_context_features)
+        features = body_features[0] if body_features else None
+        outputs = _refinement(
+            inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context, spread, features
+        )
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
         anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)])
@@ -223,7 +247,7 @@ class RemoveMean(layers.Layer):
         return inputs - spatial_mean(inputs)
 
 
-def _context(channels: int, fold: int, groups: int = 1) -> Callable[[Any], Any]:
+def _context(channels: int, fold: int, groups: int = 1, with_features: bool = False) -> Callable[..., Any]:
     """A small multi-scale network beside the refinement, for corrections that need the scene around a pixel.
 
     The refinement's 3x3 filters reach a few pixels (31 with three blocks); this sees the body's output and the dark
@@ -235,6 +259,10 @@ def _context(channels: int, fold: int, groups: int = 1) -> Callable[[Any], Any]:
     With ``groups`` > 1 the block is followed by more residual groups of one block each, named
     ``refine_context_group_2``, ... that start as the identity: a context grown deeper from a trained one starts
     out computing what it did.
+
+    With ``with_features``, the correction also takes the body's last features (at the resolution of its folded
+    input), through a 3x3 convolution of its own that starts at zero, added to its head's output: a context grown
+    from a trained one starts out computing what it did.
     """
     folding = PixelUnshuffle(fold, name="refine_context_fold")
     head = layers.Conv2D(channels, 3, padding="same", name="refine_context_head")
@@ -254,8 +282,19 @@ def _context(channels: int, fold: int, groups: int = 1) -> Callable[[Any], Any]:
     )
     unfolding = PixelShuffle(fold, dtype="float32", name="refine_context_unfold")
 
-    def correction(x):
-        return unfolding(tail(group(head(folding(x)))))
+    features_conv = None
+    if with_features:
+        features_conv = layers.Conv2D(
+            channels, 3, padding="same", use_bias=False, kernel_initializer="zeros", name="refine_context_features"
+        )
+
+    def correction(x, features: Any | None = None):
+        x = head(folding(x))
+        if features_conv is not None:
+            if features is None:
+                raise ValueError("this context was built to see the body's features; none were given")
+            x = layers.Add(name="refine_context_with_features")([x, features_conv(features)])
+        return unfolding(tail(group(x)))
 
     return correction
 
@@ -272,8 +311,9 @@ def _refinement(
     keeps_mean: bool = False,
     fold: int = 1,
     blocks: int = 0,
-    context: Callable[[Any], Any] | None = None,
+    context: Callable[..., Any] | None = None,
     spread: Any | None = None,
+    features: Any | None = None,
 ):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
@@ -294,7 +334,8 @@ def _refinement(
     blocks take its reach from 3 to 15 pixels each way. A block's second convolution starts at zero, so the blocks
     start as the identity and a refinement grown from trained weights without them computes what it did.
 
-    With ``context`` (:func:`_context`), its correction is added to this one's before the mean is removed.
+    With ``context`` (:func:`_context`), its correction is added to this one's before the mean is removed; the
+    context also sees ``features`` (the body's, when it was built to).
 
     With ``spread`` (the views' standard deviation, :class:`SpreadViews`), the first convolution also sees where the
     body's views disagree, scaled by :data:`SPREAD_SCALE` to the range of an image, through a convolution of its own
@@ -341,7 +382,7 @@ def _refinement(
     if fold > 1:
         x = PixelShuffle(fold, dtype="float32", name="refine_unfold")(x)
     if context is not None:
-        x = layers.Add(dtype="float32", name="refine_with_context")([x, context(both)])
+        x = layers.Add(dtype="float32", name="refine_with_context")([x, context(both, features)])
     if keeps_mean:
         x = RemoveMean(dtype="float32", name="refine_zero_mean")(x)
     return layers.Add(dtype="float32", name="refined")([enhanced, x])
@@ -361,6 +402,7 @@ def _mirnet(
     refine_context: int = 0,
     refine_context_groups: int = 1,
     refine_spread: bool = False,
+    refine_context_features: bool = False,
 ) -> keras.Model:
     if refine_blocks and not refine:
         raise ValueError("refine_blocks needs a refinement (refine > 0)")
@@ -368,6 +410,8 @@ def _mirnet(
         raise ValueError("refine_context needs a refinement (refine > 0)")
     if refine_spread and not refine:
         raise ValueError("refine_spread needs a refinement (refine > 0)")
+    if refine_context_features and not refine_context:
+        raise ValueError("refine_context_features needs a context (refine_context > 0)")
     if refine_context_groups < 1:
         raise ValueError(f"refine_context_groups must be at least 1, not {refine_context_groups}")
     if refine and (4 * fold) % refine_fold:
@@ -388,6 +432,7 @@ def _mirnet(
         refine_context,
         refine_context_groups,
         refine_spread,
+        refine_context_features,
     )
 
 
@@ -423,6 +468,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_context": 0,
             "refine_context_groups": 1,
             "refine_spread": False,
+            "refine_context_features": False,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mirnet import layers as L
-from mirnet.architectures import ARCHITECTURES, AverageViews, Mirror, SpreadViews, StackViews, build_model
+from mirnet.architectures import ARCHITECTURES, AverageViews, FirstView, Mirror, SpreadViews, StackViews, build_model
 
 
 def conv(k: int, cin: int, cout: int) -> int:
@@ -531,3 +531,44 @@ def test_a_refinement_grown_to_see_the_views_spread_starts_where_it_was():
     with pytest.raises(ValueError, match="refine_spread needs a refinement"):
         build_model("mirnet", refine_spread=True, num_rrg=1, num_mrb=1, channels=8, fold=4)
 
+
+
+@pytest.mark.parametrize("views", [1, 2, 3, 4])
+def test_the_first_view_is_each_image_as_it_came(views):
+    """Of an image-major batch of views (:class:`StackViews`), :class:`FirstView` keeps each image's own copy."""
+    images = np.random.default_rng(4).random((3, 4, 6, 5), dtype=np.float32)
+    stacked = np.asarray(StackViews(views)(images)).reshape(3, views, 4, 6, 5)
+    # every view but the first moved, so that taking the wrong one shows
+    marked = stacked + np.arange(views, dtype=np.float32)[None, :, None, None, None]
+    np.testing.assert_allclose(FirstView(views)(marked.reshape(3 * views, 4, 6, 5)), images, atol=1e-6)
+
+
+def test_a_context_grown_to_see_the_body_features_starts_where_it_was():
+    """``refine_context_features``: the context also sees the body's last features on the image as it came, through
+    a convolution that starts at zero, so a network grown from trained weights computes what they did, and moves
+    once that convolution is non-zero; any number of body views takes the same weights and the same features of
+    the first view."""
+    from mirnet.training import load_weights_by_layer
+
+    arguments = {**SMALL_WITH_CONTEXT, "refine_blocks": 1, "body_views": 4, "refine_spread": True}
+    rng = np.random.default_rng(12)
+    keras.utils.set_random_seed(12)
+    trained = _random_mirnet(12, **arguments)
+    grown = build_model("mirnet", refine_context_features=True, **arguments)
+    added = grown.get_layer("refine_context_features")
+    channels, context = arguments["channels"], arguments["refine_context"]
+    assert grown.count_params() - trained.count_params() == added.count_params() == 3 * 3 * channels * context
+    load_weights_by_layer(grown, trained)
+    x = rng.random((1, 64, 96, 3), dtype=np.float32) * 0.3
+    before = np.asarray(trained(x))
+    np.testing.assert_allclose(grown(x), before, atol=1e-5)
+    added.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in added.get_weights()])
+    assert np.abs(np.asarray(grown(x)) - before).max() > 1e-3
+    # The features seen are the body's on x itself: a one-view network with the same weights sees the same ones.
+    one_view = build_model("mirnet", refine_context_features=True, **{**arguments, "body_views": 1})
+    one_view.set_weights(grown.get_weights())
+    seen = [keras.Model(m.input, m.get_layer("refine_context_features").input)(x) for m in (grown, one_view)]
+    assert seen[0].shape == (1, 64 // 4, 96 // 4, channels)
+    np.testing.assert_allclose(seen[0], seen[1], atol=1e-5)
+    with pytest.raises(ValueError, match="refine_context_features needs a context"):
+        build_model("mirnet", refine_context_features=True, **{**arguments, "refine_context": 0})
