@@ -340,7 +340,8 @@ def test_a_card_s_fp32_fallback_chooses_the_views_only_when_the_model_runs_in_fp
 def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
     """Every view's averages (and the refinement's mean) are recorded in one whole-image pass and replayed by the
     tiles, in the order the views compute them: the packaged weights with their body views inside (and, since v13,
-    the refinement seeing the views' spread, which is per pixel and so needs nothing recorded)."""
+    the refinement seeing the views' spread, which is per pixel and so needs nothing recorded; since v14, the context
+    seeing the body's features, computed under the same recorded averages)."""
     from mirnet.imageio import load_rgb_uint8, to_uint8
     from mirnet.inference import Enhancer
     from mirnet.metrics import psnr
@@ -348,7 +349,7 @@ def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
     from mirnet.training import load_weights_by_layer
 
     packaged = load_model()
-    assert packaged.arguments["refine_spread"]
+    assert packaged.arguments["refine_spread"] and packaged.arguments["refine_context_features"]
     arguments = {**packaged.arguments, "body_views": 3}
     model = build_model("mirnet", **arguments)
     load_weights_by_layer(model, packaged.model)
