@@ -505,25 +505,34 @@ def test_the_views_spread_is_the_standard_deviation_of_the_views_flipped_back(vi
     np.testing.assert_allclose(AverageViews(views)(outputs), np.mean(back, axis=0), atol=1e-6)
 
 
-def test_a_refinement_grown_to_see_the_views_spread_starts_where_it_was():
-    """``refine_spread``: the refinement's first convolution also sees where the body's views disagree, through a
-    convolution that starts at zero, so a network grown from trained weights computes what they did, and moves
-    once that convolution is non-zero; with one view there is no spread to see."""
+def _grown_starts_where_it_was(seed: int, arguments: dict, layer: str, weights: int, **growth):
+    """Grows ``growth`` (a new layer ``layer`` of ``weights`` parameters that starts at zero) onto a network of
+    ``arguments`` with random weights, and checks that it computes what that network did, and moves once the new
+    layer is non-zero. Returns the grown network (its new layer non-zero) and the input it was checked on."""
     from mirnet.training import load_weights_by_layer
 
-    arguments = {**SMALL_WITH_CONTEXT, "refine_blocks": 1, "body_views": 4}
-    rng = np.random.default_rng(11)
-    keras.utils.set_random_seed(11)
-    trained = _random_mirnet(11, **arguments)
-    grown = build_model("mirnet", refine_spread=True, **arguments)
-    added = grown.get_layer("refine_spread")
-    assert grown.count_params() - trained.count_params() == added.count_params() == 3 * 3 * 3 * 6
+    rng = np.random.default_rng(seed)
+    keras.utils.set_random_seed(seed)
+    trained = _random_mirnet(seed, **arguments)
+    grown = build_model("mirnet", **growth, **arguments)
+    added = grown.get_layer(layer)
+    assert grown.count_params() - trained.count_params() == added.count_params() == weights
     load_weights_by_layer(grown, trained)
     x = rng.random((1, 64, 96, 3), dtype=np.float32) * 0.3
     before = np.asarray(trained(x))
     np.testing.assert_allclose(grown(x), before, atol=1e-5)
     added.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in added.get_weights()])
     assert np.abs(np.asarray(grown(x)) - before).max() > 1e-3
+    return grown, x
+
+
+def test_a_refinement_grown_to_see_the_views_spread_starts_where_it_was():
+    """``refine_spread``: the refinement's first convolution also sees where the body's views disagree, through a
+    convolution that starts at zero, so a network grown from trained weights computes what they did, and moves
+    once that convolution is non-zero; with one view there is no spread to see."""
+    arguments = {**SMALL_WITH_CONTEXT, "refine_blocks": 1, "body_views": 4}
+    grown, x = _grown_starts_where_it_was(11, arguments, "refine_spread", 3 * 3 * 3 * 6, refine_spread=True)
+    added = grown.get_layer("refine_spread")
     one_view = build_model("mirnet", refine_spread=True, **{**arguments, "body_views": 1})
     one_view.set_weights(grown.get_weights())
     seen = np.asarray(one_view(x))
@@ -531,7 +540,6 @@ def test_a_refinement_grown_to_see_the_views_spread_starts_where_it_was():
     np.testing.assert_allclose(one_view(x), seen, atol=1e-6)
     with pytest.raises(ValueError, match="refine_spread needs a refinement"):
         build_model("mirnet", refine_spread=True, num_rrg=1, num_mrb=1, channels=8, fold=4)
-
 
 
 @pytest.mark.parametrize("views", [1, 2, 3, 4])
@@ -549,22 +557,11 @@ def test_a_context_grown_to_see_the_body_features_starts_where_it_was():
     a convolution that starts at zero, so a network grown from trained weights computes what they did, and moves
     once that convolution is non-zero; any number of body views takes the same weights and the same features of
     the first view."""
-    from mirnet.training import load_weights_by_layer
-
     arguments = {**SMALL_WITH_CONTEXT, "refine_blocks": 1, "body_views": 4, "refine_spread": True}
-    rng = np.random.default_rng(12)
-    keras.utils.set_random_seed(12)
-    trained = _random_mirnet(12, **arguments)
-    grown = build_model("mirnet", refine_context_features=True, **arguments)
-    added = grown.get_layer("refine_context_features")
     channels, context = arguments["channels"], arguments["refine_context"]
-    assert grown.count_params() - trained.count_params() == added.count_params() == 3 * 3 * channels * context
-    load_weights_by_layer(grown, trained)
-    x = rng.random((1, 64, 96, 3), dtype=np.float32) * 0.3
-    before = np.asarray(trained(x))
-    np.testing.assert_allclose(grown(x), before, atol=1e-5)
-    added.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in added.get_weights()])
-    assert np.abs(np.asarray(grown(x)) - before).max() > 1e-3
+    grown, x = _grown_starts_where_it_was(
+        12, arguments, "refine_context_features", 3 * 3 * channels * context, refine_context_features=True
+    )
     # The features seen are the body's on x itself: a one-view network with the same weights sees the same ones.
     one_view = build_model("mirnet", refine_context_features=True, **{**arguments, "body_views": 1})
     one_view.set_weights(grown.get_weights())
