@@ -76,10 +76,14 @@ class _ViewsLayer(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "views": self.views}
 
+    def grouped(self, inputs):
+        """A batch stacked by :class:`StackViews` as images x views x H x W x C (the copies as they lie)."""
+        shape = tf.shape(inputs)
+        return tf.reshape(inputs, [-1, self.views, shape[1], shape[2], inputs.shape[-1]])
+
     def views_back(self, inputs) -> list:
         """A batch stacked by :class:`StackViews` as one tensor per view, each flipped back, in view order."""
-        shape = tf.shape(inputs)
-        grouped = tf.reshape(inputs, [-1, self.views, shape[1], shape[2], inputs.shape[-1]])
+        grouped = self.grouped(inputs)
         return [
             tf.reverse(grouped[:, index], axes) if axes else grouped[:, index]
             for index, axes in enumerate(VIEW_FLIPS[self.views])
@@ -114,8 +118,7 @@ class FirstView(_ViewsLayer):
     """Of a batch stacked by :class:`StackViews`, each image's first view (the image as it came, not mirrored)."""
 
     def call(self, inputs):
-        shape = tf.shape(inputs)
-        return tf.reshape(inputs, [-1, self.views, shape[1], shape[2], inputs.shape[-1]])[:, 0]
+        return self.grouped(inputs)[:, 0]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
