@@ -171,6 +171,7 @@ def _residual_network(
     refine_context_groups: int = 1,
     refine_spread: bool = False,
     refine_context_features: bool = False,
+    refine_features: bool = False,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -184,11 +185,11 @@ def _residual_network(
     (:class:`MatchMeanColour`): one network chooses each image's brightness, the other its detail. With
     ``refine_spread`` the refinement also sees where the views disagree (:class:`SpreadViews`). With
     ``refine_context_features`` the context also sees the body's last features on the image as it came (its first
-    view, :class:`FirstView`).
+    view, :class:`FirstView`); with ``refine_features`` the refinement's full-resolution path sees them too.
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     residual = _body("", num_rrg, num_mrb, channels, block, fold)
-    body_features: list | None = [] if refine_context_features else None
+    body_features: list | None = [] if refine_context_features or refine_features else None
 
     spread = None
     if body_views == 1:
@@ -214,7 +215,16 @@ def _residual_network(
             context = _context(refine_context, fold, refine_context_groups, with_features=refine_context_features)
         features = body_features[0] if body_features else None
         outputs = _refinement(
-            inputs, outputs, refine, refine_keeps_mean, refine_fold, refine_blocks, context, spread, features
+            inputs,
+            outputs,
+            refine,
+            refine_keeps_mean,
+            refine_fold,
+            refine_blocks,
+            context,
+            spread,
+            features if refine_context_features else None,
+            (features, fold) if refine_features else None,
         )
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
@@ -317,6 +327,7 @@ def _refinement(
     context: Callable[..., Any] | None = None,
     spread: Any | None = None,
     features: Any | None = None,
+    body_features: tuple[Any, int] | None = None,
 ):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
@@ -344,6 +355,11 @@ def _refinement(
     body's views disagree, scaled by :data:`SPREAD_SCALE` to the range of an image, through a convolution of its own
     that starts at zero (added before the first activation), so a refinement grown from trained weights without it
     starts out computing what they did.
+
+    With ``body_features`` (the body's last features and the fold they lie at, 1/fold of the image), the path also
+    takes them after its second convolution: a 3x3 convolution of its own that starts at zero, to ``channels`` for
+    each pixel of a block, unfolded to the refinement's resolution and added, so that each pixel's correction sees
+    what the body saw around it, and a refinement grown from trained weights without it computes what they did.
     """
     x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
     both = x
@@ -365,6 +381,20 @@ def _refinement(
         )
         x = layers.ReLU(name="refine_1_relu")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_2")(x)
+    if body_features is not None:
+        body, body_fold = body_features
+        scale = body_fold // fold
+        y = layers.Conv2D(
+            channels * scale * scale,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer="zeros",
+            name="refine_features",
+        )(body)
+        if scale > 1:
+            y = PixelShuffle(scale, name="refine_features_unfold")(y)
+        x = layers.Add(name="refine_2_with_features")([x, y])
     for index in range(1, blocks + 1):
         dilation = 2**index
         y = layers.Conv2D(
@@ -406,6 +436,7 @@ def _mirnet(
     refine_context_groups: int = 1,
     refine_spread: bool = False,
     refine_context_features: bool = False,
+    refine_features: bool = False,
 ) -> keras.Model:
     if refine_blocks and not refine:
         raise ValueError("refine_blocks needs a refinement (refine > 0)")
@@ -415,6 +446,10 @@ def _mirnet(
         raise ValueError("refine_spread needs a refinement (refine > 0)")
     if refine_context_features and not refine_context:
         raise ValueError("refine_context_features needs a context (refine_context > 0)")
+    if refine_features and not refine:
+        raise ValueError("refine_features needs a refinement (refine > 0)")
+    if refine_features and fold % refine_fold:
+        raise ValueError(f"refine_features needs refine_fold {refine_fold} to divide the body's fold {fold}")
     if refine_context_groups < 1:
         raise ValueError(f"refine_context_groups must be at least 1, not {refine_context_groups}")
     if refine and (4 * fold) % refine_fold:
@@ -436,6 +471,7 @@ def _mirnet(
         refine_context_groups,
         refine_spread,
         refine_context_features,
+        refine_features,
     )
 
 
@@ -472,6 +508,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_context_groups": 1,
             "refine_spread": False,
             "refine_context_features": False,
+            "refine_features": False,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),

@@ -570,3 +570,29 @@ def test_a_context_grown_to_see_the_body_features_starts_where_it_was():
     np.testing.assert_allclose(seen[0], seen[1], atol=1e-5)
     with pytest.raises(ValueError, match="refine_context_features needs a context"):
         build_model("mirnet", refine_context_features=True, **{**arguments, "refine_context": 0})
+
+
+def test_a_refinement_grown_to_see_the_body_features_starts_where_it_was():
+    """``refine_features``: the refinement's full-resolution path also takes the body's last features (at 1/fold of
+    the image), through a convolution that starts at zero to ``refine`` channels for each pixel of a block, unfolded
+    to full resolution: a network grown from trained weights computes what they did, and moves once that
+    convolution is non-zero. The features are the first view's, whatever the number of views."""
+    arguments = {
+        **SMALL_WITH_CONTEXT,
+        "refine_blocks": 1,
+        "body_views": 4,
+        "refine_spread": True,
+        "refine_context_features": True,
+    }
+    channels, refine, fold = arguments["channels"], arguments["refine"], arguments["fold"]
+    grown, x = _grown_starts_where_it_was(
+        13, arguments, "refine_features", 3 * 3 * channels * refine * fold * fold, refine_features=True
+    )
+    unfolded = keras.Model(grown.input, grown.get_layer("refine_features_unfold").output)(x)
+    assert unfolded.shape == (1, 64, 96, refine)
+    one_view = build_model("mirnet", refine_features=True, **{**arguments, "body_views": 1})
+    one_view.set_weights(grown.get_weights())
+    seen = [keras.Model(m.input, m.get_layer("refine_features").input)(x) for m in (grown, one_view)]
+    np.testing.assert_allclose(seen[0], seen[1], atol=1e-5)
+    with pytest.raises(ValueError, match="refine_features needs a refinement"):
+        build_model("mirnet", refine_features=True, num_rrg=1, num_mrb=1, channels=8, fold=4)
