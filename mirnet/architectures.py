@@ -132,24 +132,24 @@ class SpreadViews(_ViewsLayer):
 
 def _body(prefix: str, num_rrg: int, num_mrb: int, channels: int, block: str, fold: int) -> Callable[..., Any]:
     """The residual that the body adds to its input: fold, head, residual groups, tail, unfold. Its layers are
-    named ``prefix`` + the plain network's names, so a second body (the anchor) can sit beside the first. Given a
-    list as ``features``, the residual also appends to it the body's last features (after its groups, before the
-    tail: ``channels`` at 1/``fold`` of the resolution)."""
+    named ``prefix`` + the plain network's names, so a second body (the anchor) can sit beside the first. The
+    residual comes with the body's last features (after its groups, before the tail: ``channels`` at 1/``fold`` of
+    the resolution)."""
     folding = PixelUnshuffle(fold, name=f"{prefix}fold") if fold > 1 else None
     head = layers.Conv2D(channels, 3, padding="same", name=f"{prefix}head")
     groups = [RecursiveResidualGroup(channels, num_mrb, block, name=f"{prefix}group_{i + 1}") for i in range(num_rrg)]
     tail = layers.Conv2D(3 * fold * fold, 3, padding="same", dtype="float32", name=f"{prefix}tail")
     unfolding = PixelShuffle(fold, name=f"{prefix}unfold", dtype="float32") if fold > 1 else None
 
-    def residual(x, features: list | None = None):
+    def residual(x) -> tuple[Any, Any]:
+        """-> (the residual, the body's last features)."""
         x = folding(x) if folding else x
         x = head(x)
         for group in groups:
             x = group(x)
-        if features is not None:
-            features.append(x)
+        features = x
         x = tail(x)
-        return unfolding(x) if unfolding else x
+        return (unfolding(x) if unfolding else x), features
 
     return residual
 
@@ -189,11 +189,11 @@ def _residual_network(
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     residual = _body("", num_rrg, num_mrb, channels, block, fold)
-    body_features: list | None = [] if refine_context_features or refine_features else None
 
     spread = None
     if body_views == 1:
-        outputs = layers.Add(dtype="float32", name="enhanced")([inputs, residual(inputs, body_features)])
+        body_residual, features = residual(inputs)
+        outputs = layers.Add(dtype="float32", name="enhanced")([inputs, body_residual])
         if refine_spread:
             spread = SpreadViews(1, dtype="float32", name="views_spread")(outputs)
     else:
@@ -203,9 +203,10 @@ def _residual_network(
         # the body's output); networks saved before this ran one pass per view (Mirror, Add, Average), which load
         # and compute the same.
         mirrored = StackViews(body_views, dtype="float32", name="views")(inputs)
-        enhanced = layers.Add(dtype="float32", name="enhanced_views")([mirrored, residual(mirrored, body_features)])
-        if body_features:
-            body_features[0] = FirstView(body_views, name="body_features_first_view")(body_features[0])
+        body_residual, features = residual(mirrored)
+        enhanced = layers.Add(dtype="float32", name="enhanced_views")([mirrored, body_residual])
+        if refine_context_features or refine_features:
+            features = FirstView(body_views, name="body_features_first_view")(features)
         outputs = AverageViews(body_views, dtype="float32", name="enhanced")(enhanced)
         if refine_spread:
             spread = SpreadViews(body_views, dtype="float32", name="views_spread")(enhanced)
@@ -213,7 +214,6 @@ def _residual_network(
         context = None
         if refine_context:
             context = _context(refine_context, fold, refine_context_groups, with_features=refine_context_features)
-        features = body_features[0] if body_features else None
         outputs = _refinement(
             inputs,
             outputs,
@@ -228,7 +228,7 @@ def _residual_network(
         )
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
-        anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)])
+        anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)[0]])
         outputs = MatchMeanColour(dtype="float32", name="anchored")([outputs, anchored])
     return keras.Model(inputs, outputs, name=name)
 
