@@ -172,6 +172,7 @@ def _residual_network(
     refine_spread: bool = False,
     refine_context_features: bool = False,
     refine_features: bool = False,
+    refine_context_to_path: bool = False,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -185,7 +186,8 @@ def _residual_network(
     (:class:`MatchMeanColour`): one network chooses each image's brightness, the other its detail. With
     ``refine_spread`` the refinement also sees where the views disagree (:class:`SpreadViews`). With
     ``refine_context_features`` the context also sees the body's last features on the image as it came (its first
-    view, :class:`FirstView`); with ``refine_features`` the refinement's full-resolution path sees them too.
+    view, :class:`FirstView`); with ``refine_features`` the refinement's full-resolution path sees them too, and with
+    ``refine_context_to_path`` it also sees the context's last features.
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     residual = _body("", num_rrg, num_mrb, channels, block, fold)
@@ -225,6 +227,7 @@ def _residual_network(
             spread,
             features if refine_context_features else None,
             (features, fold) if refine_features else None,
+            fold if refine_context_to_path else 0,
         )
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
@@ -301,13 +304,15 @@ def _context(channels: int, fold: int, groups: int = 1, with_features: bool = Fa
             channels, 3, padding="same", use_bias=False, kernel_initializer="zeros", name="refine_context_features"
         )
 
-    def correction(x, features: Any | None = None):
+    def correction(x, features: Any | None = None) -> tuple[Any, Any]:
+        """-> (the correction, the context's last features: ``channels`` at 1/``fold`` of the image)."""
         x = head(folding(x))
         if features_conv is not None:
             if features is None:
                 raise ValueError("this context was built to see the body's features; none were given")
             x = layers.Add(name="refine_context_with_features")([x, features_conv(features)])
-        return unfolding(tail(group(x)))
+        x = group(x)
+        return unfolding(tail(x)), x
 
     return correction
 
@@ -315,6 +320,16 @@ def _context(channels: int, fold: int, groups: int = 1, with_features: bool = Fa
 # The views' spread is about 0.01 on LOL (0.006 to 0.014 per image, v12 on validation): scaled into an image's range,
 # so that a convolution that starts at zero reaches useful weights at the learning rates the refinement trains at.
 SPREAD_SCALE = 32.0
+
+
+def _unfolded_to_path(features: Any, channels: int, scale: int, name: str) -> Any:
+    """Features at 1/``scale`` of the refinement's resolution, through a 3x3 convolution ``name`` that starts at zero
+    (no bias) to ``channels`` for each pixel of a ``scale x scale`` block, unfolded (``name`` + ``_unfold``) to the
+    refinement's resolution: an input that a refinement grown from trained weights without it starts out ignoring."""
+    y = layers.Conv2D(
+        channels * scale * scale, 3, padding="same", use_bias=False, kernel_initializer="zeros", name=name
+    )(features)
+    return PixelShuffle(scale, name=f"{name}_unfold")(y) if scale > 1 else y
 
 
 def _refinement(
@@ -326,8 +341,9 @@ def _refinement(
     blocks: int = 0,
     context: Callable[..., Any] | None = None,
     spread: Any | None = None,
-    features: Any | None = None,
+    context_features: Any | None = None,
     body_features: tuple[Any, int] | None = None,
+    context_to_path: int = 0,
 ):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
@@ -349,7 +365,7 @@ def _refinement(
     start as the identity and a refinement grown from trained weights without them computes what it did.
 
     With ``context`` (:func:`_context`), its correction is added to this one's before the mean is removed; the
-    context also sees ``features`` (the body's, when it was built to).
+    context also sees ``context_features`` (the body's, when it was built to).
 
     With ``spread`` (the views' standard deviation, :class:`SpreadViews`), the first convolution also sees where the
     body's views disagree, scaled by :data:`SPREAD_SCALE` to the range of an image, through a convolution of its own
@@ -360,9 +376,17 @@ def _refinement(
     takes them after its second convolution: a 3x3 convolution of its own that starts at zero, to ``channels`` for
     each pixel of a block, unfolded to the refinement's resolution and added, so that each pixel's correction sees
     what the body saw around it, and a refinement grown from trained weights without it computes what they did.
+
+    With ``context_to_path`` (the fold the context works at, 1/``context_to_path`` of the image), the path also takes
+    the context's last features, the same way: a 3x3 convolution of its own (``refine_from_context``) that starts at
+    zero, to ``channels`` for each pixel of a block, unfolded and added after the second convolution (and the body's
+    features), so that each pixel's correction sees what the context's multi-scale block made of the scene around it.
     """
     x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
     both = x
+    context_correction = context_last = None
+    if context is not None:
+        context_correction, context_last = context(both, context_features)
     if fold > 1:
         x = PixelUnshuffle(fold, name="refine_fold")(x)
     if spread is None:
@@ -383,18 +407,13 @@ def _refinement(
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_2")(x)
     if body_features is not None:
         body, body_fold = body_features
-        scale = body_fold // fold
-        y = layers.Conv2D(
-            channels * scale * scale,
-            3,
-            padding="same",
-            use_bias=False,
-            kernel_initializer="zeros",
-            name="refine_features",
-        )(body)
-        if scale > 1:
-            y = PixelShuffle(scale, name="refine_features_unfold")(y)
-        x = layers.Add(name="refine_2_with_features")([x, y])
+        x = layers.Add(name="refine_2_with_features")(
+            [x, _unfolded_to_path(body, channels, body_fold // fold, "refine_features")]
+        )
+    if context_to_path:
+        x = layers.Add(name="refine_2_with_context")(
+            [x, _unfolded_to_path(context_last, channels, context_to_path // fold, "refine_from_context")]
+        )
     for index in range(1, blocks + 1):
         dilation = 2**index
         y = layers.Conv2D(
@@ -415,7 +434,7 @@ def _refinement(
     if fold > 1:
         x = PixelShuffle(fold, dtype="float32", name="refine_unfold")(x)
     if context is not None:
-        x = layers.Add(dtype="float32", name="refine_with_context")([x, context(both, features)])
+        x = layers.Add(dtype="float32", name="refine_with_context")([x, context_correction])
     if keeps_mean:
         x = RemoveMean(dtype="float32", name="refine_zero_mean")(x)
     return layers.Add(dtype="float32", name="refined")([enhanced, x])
@@ -437,6 +456,7 @@ def _mirnet(
     refine_spread: bool = False,
     refine_context_features: bool = False,
     refine_features: bool = False,
+    refine_context_to_path: bool = False,
 ) -> keras.Model:
     if refine_blocks and not refine:
         raise ValueError("refine_blocks needs a refinement (refine > 0)")
@@ -450,6 +470,10 @@ def _mirnet(
         raise ValueError("refine_features needs a refinement (refine > 0)")
     if refine_features and fold % refine_fold:
         raise ValueError(f"refine_features needs refine_fold {refine_fold} to divide the body's fold {fold}")
+    if refine_context_to_path and not refine_context:
+        raise ValueError("refine_context_to_path needs a context (refine_context > 0)")
+    if refine_context_to_path and fold % refine_fold:
+        raise ValueError(f"refine_context_to_path needs refine_fold {refine_fold} to divide the body's fold {fold}")
     if refine_context_groups < 1:
         raise ValueError(f"refine_context_groups must be at least 1, not {refine_context_groups}")
     if refine and (4 * fold) % refine_fold:
@@ -472,6 +496,7 @@ def _mirnet(
         refine_spread,
         refine_context_features,
         refine_features,
+        refine_context_to_path,
     )
 
 
@@ -509,6 +534,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_spread": False,
             "refine_context_features": False,
             "refine_features": False,
+            "refine_context_to_path": False,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),
