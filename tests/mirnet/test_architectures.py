@@ -597,3 +597,39 @@ def test_a_refinement_grown_to_see_the_body_features_starts_where_it_was():
     np.testing.assert_allclose(seen[0], seen[1], atol=1e-5)
     with pytest.raises(ValueError, match="refine_features needs a refinement"):
         build_model("mirnet", refine_features=True, num_rrg=1, num_mrb=1, channels=8, fold=4)
+
+
+@pytest.mark.parametrize("refine_fold", [1, 2])
+def test_a_refinement_grown_to_see_the_context_features_starts_where_it_was(refine_fold):
+    """``refine_context_to_path``: the refinement's path also takes the context's last features (its multi-scale
+    block's output, ``refine_context`` channels at 1/fold of the image), through a convolution that starts at zero
+    to ``refine`` channels for each pixel of the path's block, unfolded to the path's resolution: a network grown from
+    trained weights computes what they did, and moves once that convolution is non-zero. On a path that folds 2x2
+    pixels itself, the unfolding is by fold / 2; the body's features (``refine_features``) unfold the same way."""
+    arguments = {
+        **SMALL_WITH_CONTEXT,
+        "refine_blocks": 1,
+        "refine_fold": refine_fold,
+        "body_views": 2,
+        "refine_spread": True,
+        "refine_context_features": True,
+        "refine_features": True,
+    }
+    context, refine, scale = arguments["refine_context"], arguments["refine"], arguments["fold"] // refine_fold
+    grown, x = _grown_starts_where_it_was(
+        14, arguments, "refine_from_context", 3 * 3 * context * refine * scale * scale, refine_context_to_path=True
+    )
+    path = (1, 64 // refine_fold, 96 // refine_fold, refine)
+    for name in ("refine_from_context_unfold", "refine_features_unfold"):
+        assert keras.Model(grown.input, grown.get_layer(name).output)(x).shape == path
+    # What it sees is the context's block output, the input of the context's tail.
+    seen = keras.Model(grown.input, grown.get_layer("refine_from_context").input)(x)
+    tail_input = keras.Model(grown.input, grown.get_layer("refine_context_tail").input)(x)
+    assert seen.shape == (1, 64 // 4, 96 // 4, context)
+    np.testing.assert_allclose(seen, tail_input)
+    with pytest.raises(ValueError, match="refine_context_to_path needs a context"):
+        build_model(
+            "mirnet",
+            refine_context_to_path=True,
+            **{**arguments, "refine_context": 0, "refine_context_features": False},
+        )
