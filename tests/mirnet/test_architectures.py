@@ -341,7 +341,8 @@ def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
     """Every view's averages (and the refinement's mean) are recorded in one whole-image pass and replayed by the
     tiles, in the order the views compute them: the packaged weights with their body views inside (and, since v13,
     the refinement seeing the views' spread, which is per pixel and so needs nothing recorded; since v14, the context
-    seeing the body's features, computed under the same recorded averages, and since v16 the refinement too)."""
+    seeing the body's features, computed under the same recorded averages, since v16 the refinement too, and since
+    v18 the refinement seeing the context's features)."""
     from mirnet.imageio import load_rgb_uint8, to_uint8
     from mirnet.inference import Enhancer
     from mirnet.metrics import psnr
@@ -350,7 +351,7 @@ def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
 
     packaged = load_model()
     assert packaged.arguments["refine_spread"] and packaged.arguments["refine_context_features"]
-    assert packaged.arguments["refine_features"]
+    assert packaged.arguments["refine_features"] and packaged.arguments["refine_context_to_path"]
     arguments = {**packaged.arguments, "body_views": 3}
     model = build_model("mirnet", **arguments)
     load_weights_by_layer(model, packaged.model)
