@@ -173,6 +173,7 @@ def _residual_network(
     refine_context_features: bool = False,
     refine_features: bool = False,
     refine_context_to_path: bool = False,
+    refine_views_features: bool = False,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -187,14 +188,16 @@ def _residual_network(
     ``refine_spread`` the refinement also sees where the views disagree (:class:`SpreadViews`). With
     ``refine_context_features`` the context also sees the body's last features on the image as it came (its first
     view, :class:`FirstView`); with ``refine_features`` the refinement's full-resolution path sees them too, and with
-    ``refine_context_to_path`` it also sees the context's last features.
+    ``refine_context_to_path`` it also sees the context's last features; with ``refine_views_features`` it also
+    sees the body's last features averaged over all views, each flipped back (:class:`AverageViews`).
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     residual = _body("", num_rrg, num_mrb, channels, block, fold)
 
-    spread = None
+    spread = views_features = None
     if body_views == 1:
         body_residual, features = residual(inputs)
+        views_features = features
         outputs = layers.Add(dtype="float32", name="enhanced")([inputs, body_residual])
         if refine_spread:
             spread = SpreadViews(1, dtype="float32", name="views_spread")(outputs)
@@ -207,6 +210,8 @@ def _residual_network(
         mirrored = StackViews(body_views, dtype="float32", name="views")(inputs)
         body_residual, features = residual(mirrored)
         enhanced = layers.Add(dtype="float32", name="enhanced_views")([mirrored, body_residual])
+        if refine_views_features:
+            views_features = AverageViews(body_views, name="body_features_views_average")(features)
         if refine_context_features or refine_features:
             features = FirstView(body_views, name="body_features_first_view")(features)
         outputs = AverageViews(body_views, dtype="float32", name="enhanced")(enhanced)
@@ -228,6 +233,7 @@ def _residual_network(
             features if refine_context_features else None,
             (features, fold) if refine_features else None,
             fold if refine_context_to_path else 0,
+            (views_features, fold) if refine_views_features else None,
         )
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
@@ -344,6 +350,7 @@ def _refinement(
     context_features: Any | None = None,
     body_features: tuple[Any, int] | None = None,
     context_to_path: int = 0,
+    views_features: tuple[Any, int] | None = None,
 ):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
     body's output and add a correction to it.
@@ -381,6 +388,10 @@ def _refinement(
     the context's last features, the same way: a 3x3 convolution of its own (``refine_from_context``) that starts at
     zero, to ``channels`` for each pixel of a block, unfolded and added after the second convolution (and the body's
     features), so that each pixel's correction sees what the context's multi-scale block made of the scene around it.
+
+    With ``views_features`` (the body's last features averaged over its views, each flipped back, and their fold),
+    the path takes those too, the same way (``refine_views_features``), after the context's: what the body saw
+    around each pixel in all its mirrored copies, not only in the image as it came.
     """
     x = layers.Concatenate(name="refine_inputs")([enhanced, inputs])
     both = x
@@ -413,6 +424,11 @@ def _refinement(
     if context_to_path:
         x = layers.Add(name="refine_2_with_context")(
             [x, _unfolded_to_path(context_last, channels, context_to_path // fold, "refine_from_context")]
+        )
+    if views_features is not None:
+        averaged, views_fold = views_features
+        x = layers.Add(name="refine_2_with_views_features")(
+            [x, _unfolded_to_path(averaged, channels, views_fold // fold, "refine_views_features")]
         )
     for index in range(1, blocks + 1):
         dilation = 2**index
@@ -457,6 +473,7 @@ def _mirnet(
     refine_context_features: bool = False,
     refine_features: bool = False,
     refine_context_to_path: bool = False,
+    refine_views_features: bool = False,
 ) -> keras.Model:
     if refine_blocks and not refine:
         raise ValueError("refine_blocks needs a refinement (refine > 0)")
@@ -468,12 +485,18 @@ def _mirnet(
         raise ValueError("refine_context_features needs a context (refine_context > 0)")
     if refine_features and not refine:
         raise ValueError("refine_features needs a refinement (refine > 0)")
-    if refine_features and fold % refine_fold:
-        raise ValueError(f"refine_features needs refine_fold {refine_fold} to divide the body's fold {fold}")
     if refine_context_to_path and not refine_context:
         raise ValueError("refine_context_to_path needs a context (refine_context > 0)")
-    if refine_context_to_path and fold % refine_fold:
-        raise ValueError(f"refine_context_to_path needs refine_fold {refine_fold} to divide the body's fold {fold}")
+    if refine_views_features and not refine:
+        raise ValueError("refine_views_features needs a refinement (refine > 0)")
+    unfolded_to_path = {
+        "refine_features": refine_features,
+        "refine_context_to_path": refine_context_to_path,
+        "refine_views_features": refine_views_features,
+    }
+    for argument, wanted in unfolded_to_path.items():
+        if wanted and fold % refine_fold:
+            raise ValueError(f"{argument} needs refine_fold {refine_fold} to divide the body's fold {fold}")
     if refine_context_groups < 1:
         raise ValueError(f"refine_context_groups must be at least 1, not {refine_context_groups}")
     if refine and (4 * fold) % refine_fold:
@@ -497,6 +520,7 @@ def _mirnet(
         refine_context_features,
         refine_features,
         refine_context_to_path,
+        refine_views_features,
     )
 
 
@@ -535,6 +559,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_context_features": False,
             "refine_features": False,
             "refine_context_to_path": False,
+            "refine_views_features": False,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),
