@@ -600,6 +600,42 @@ def test_a_refinement_grown_to_see_the_body_features_starts_where_it_was():
         build_model("mirnet", refine_features=True, num_rrg=1, num_mrb=1, channels=8, fold=4)
 
 
+def test_a_refinement_grown_to_see_every_views_features_starts_where_it_was():
+    """``refine_views_features``: the refinement's path also takes the body's last features averaged over all its
+    views, each flipped back, through a convolution that starts at zero: a network grown from trained weights
+    computes what they did, and moves once that convolution is non-zero. What it sees is the average of the
+    features that one-view networks compute on the mirrored inputs, flipped back; three views (the fp32 fallback)
+    take the same weights."""
+    arguments = {
+        **SMALL_WITH_CONTEXT,
+        "refine_blocks": 1,
+        "body_views": 4,
+        "refine_spread": True,
+        "refine_context_features": True,
+        "refine_features": True,
+        "refine_context_to_path": True,
+    }
+    channels, refine, fold = arguments["channels"], arguments["refine"], arguments["fold"]
+    grown, x = _grown_starts_where_it_was(
+        15, arguments, "refine_views_features", 3 * 3 * channels * refine * fold * fold, refine_views_features=True
+    )
+    assert keras.Model(grown.input, grown.get_layer("refine_views_features_unfold").output)(x).shape == (1, 64, 96, 6)
+    seen = np.asarray(keras.Model(grown.input, grown.get_layer("refine_views_features").input)(x))
+    one_view = build_model("mirnet", refine_views_features=True, **{**arguments, "body_views": 1})
+    one_view.set_weights(grown.get_weights())
+    first = keras.Model(one_view.input, one_view.get_layer("refine_views_features").input)
+    expected = np.mean([np.flip(first(np.flip(x, axes)), axes) for axes in ((), (2,), (1,), (1, 2))], axis=0)
+    assert seen.shape == (1, 64 // fold, 96 // fold, channels)
+    np.testing.assert_allclose(seen, expected, atol=1e-5)
+    # The first view's features (refine_features) are not the average.
+    assert np.abs(np.asarray(first(x)) - seen).max() > 1e-3
+    three_views = build_model("mirnet", refine_views_features=True, **{**arguments, "body_views": 3})
+    three_views.set_weights(grown.get_weights())
+    assert three_views(x).shape == grown(x).shape
+    with pytest.raises(ValueError, match="refine_views_features needs a refinement"):
+        build_model("mirnet", refine_views_features=True, num_rrg=1, num_mrb=1, channels=8, fold=4)
+
+
 @pytest.mark.parametrize("refine_fold", [1, 2])
 def test_a_refinement_grown_to_see_the_context_features_starts_where_it_was(refine_fold):
     """``refine_context_to_path``: the refinement's path also takes the context's last features (its multi-scale
