@@ -12,7 +12,8 @@ DEFAULT_PIXEL_LOSS = "charbonnier"
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
 # What inference accepts (``--precision``, ``PRECISION``): a precision, or "auto": the one the model card ships with
-# (``inference.precision``; fp32 if it names none) where this machine computes it natively, fp32 elsewhere.
+# (``inference.precision``; fp32 if it names none) where this machine computes it natively and faster than fp32
+# (mirnet.inference.bf16_pays), fp32 elsewhere.
 AUTO_PRECISION = "auto"
 INFERENCE_PRECISIONS = (AUTO_PRECISION, *PRECISIONS)
 

@@ -80,7 +80,7 @@ class Settings:
     max_side: int = 20_000
 
     model: str | None = None  # None: the packaged default model
-    # "auto": the precision the model card ships with where this machine computes it natively, else fp32
+    # "auto": the precision the model card ships with where this machine computes it natively and faster, else fp32
     precision: str = AUTO_PRECISION
     # Mirrored views averaged; None: as many as the model card ships with for the precision that runs (the packaged
     # model: 4 in bf16, its fp32 fallback of 3 on a CPU without bf16 instructions; docs/MODEL.md).

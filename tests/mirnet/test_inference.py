@@ -177,21 +177,33 @@ def test_a_larger_image_shares_the_averages_of_a_downscaled_pass(full, rng):
         Enhancer(full, context=2)
 
 
-def test_auto_precision_is_the_cards_where_the_machine_computes_it_natively(full):
+def test_auto_precision_is_the_cards_where_bf16_is_native_and_faster(full):
     from mirnet.choices import cpu_has_bf16
-    from mirnet.inference import native_bf16, resolve_precision
+    from mirnet.inference import bf16_pays, bf16_pays_here, bf16_probe_ratio, resolve_precision
     from mirnet.models import LoadedModel
 
     bf16_card = {"inference": {"views": 4, "precision": "bf16"}}
-    assert resolve_precision("auto", bf16_card, native=lambda: True) == "bf16"
-    assert resolve_precision("auto", bf16_card, native=lambda: False) == "fp32"  # emulated bf16 is slower
-    assert resolve_precision("auto", {"inference": {"views": 3}}, native=lambda: True) == "fp32"
-    assert resolve_precision("bf16", {}, native=lambda: False) == "bf16"  # asked for: done, even where slow
+    assert resolve_precision("auto", bf16_card, pays=lambda: True) == "bf16"
+    assert resolve_precision("auto", bf16_card, pays=lambda: False) == "fp32"  # emulated or slow bf16
+    assert resolve_precision("auto", {"inference": {"views": 3}}, pays=lambda: True) == "fp32"
+    assert resolve_precision("bf16", {}, pays=lambda: False) == "bf16"  # asked for: done, even where slow
     with pytest.raises(ValueError, match="ships with precision 'fp16'"):
         resolve_precision("auto", {"inference": {"precision": "fp16"}})
     assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n")
     assert not cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
     assert not cpu_has_bf16("")
+
+    # Native bf16 is needed, then a GPU or a CPU whose probe runs bf16 faster; without it nothing is timed.
+    def unasked() -> float:
+        raise AssertionError("probed without native bf16")
+
+    assert not bf16_pays(native=lambda: False, gpu=lambda: True, ratio=unasked)
+    assert bf16_pays(native=lambda: True, gpu=lambda: True, ratio=unasked)
+    assert bf16_pays(native=lambda: True, gpu=lambda: False, ratio=lambda: 0.6)
+    assert not bf16_pays(native=lambda: True, gpu=lambda: False, ratio=lambda: 1.65)
+    # The probe itself: a real timing on this machine, a positive ratio; and this machine's answer, probed once.
+    assert 0 < bf16_probe_ratio(repeats=2) < 100
+    assert bf16_pays_here() is bf16_pays_here()
     shipped_bf16 = LoadedModel(full.model, {**full.card, "inference": {"precision": "bf16"}}, "t", "t")
-    assert Enhancer(shipped_bf16, precision="auto").precision == ("bf16" if native_bf16() else "fp32")
+    assert Enhancer(shipped_bf16, precision="auto").precision == ("bf16" if bf16_pays_here() else "fp32")
     assert Enhancer(shipped_bf16, precision="fp32").precision == "fp32"
