@@ -72,9 +72,14 @@ class _Canvas:
         return np.clip(blended[: self.height, : self.width], 0.0, 1.0)
 
 
+def gpu_present() -> bool:
+    """Whether TensorFlow sees a GPU here."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def native_bf16() -> bool:
     """Whether this machine computes bfloat16 natively: a GPU, or a CPU with AVX-512 BF16 or AMX."""
-    return cpu_has_bf16() or bool(tf.config.list_physical_devices("GPU"))
+    return cpu_has_bf16() or gpu_present()
 
 
 def bf16_probe_ratio(repeats: int = 5) -> float:
@@ -106,16 +111,15 @@ def bf16_probe_ratio(repeats: int = 5) -> float:
 
 
 def bf16_pays(
-    native: Callable[[], bool] = native_bf16,
-    gpu: Callable[[], bool] = lambda: bool(tf.config.list_physical_devices("GPU")),
+    gpu: Callable[[], bool] = gpu_present,
+    cpu_bf16: Callable[[], bool] = cpu_has_bf16,
     ratio: Callable[[], float] = bf16_probe_ratio,
 ) -> bool:
-    """Whether bf16 runs faster than fp32 here: never without native bf16; on a GPU, always; on a CPU with the
-    instructions, when :func:`bf16_probe_ratio` says so. Not every such CPU is faster in bf16: an Intel Xeon with
-    AVX-512 BF16 but no AMX measured bf16 at 1.65x fp32's time for the packaged model (docs/MODEL.md)."""
-    if not native():
-        return False
-    return gpu() or ratio() < 1.0
+    """Whether bf16 runs faster than fp32 here: on a GPU, always; on a CPU with the instructions, when
+    :func:`bf16_probe_ratio` says so; elsewhere (emulated bf16) never, without timing anything. Not every CPU with
+    the instructions is faster in bf16: an Intel Xeon with AVX-512 BF16 but no AMX measured bf16 at 1.65x fp32's
+    time for the packaged model (docs/MODEL.md)."""
+    return gpu() or (cpu_bf16() and ratio() < 1.0)
 
 
 @functools.cache
