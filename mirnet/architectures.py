@@ -232,7 +232,7 @@ def _residual_network(
             spread,
             features if refine_context_features else None,
             (features, fold) if refine_features else None,
-            fold if refine_context_to_path else 0,
+            fold if refine_context_to_path else None,
             (views_features, fold) if refine_views_features else None,
         )
     if anchor:
@@ -349,7 +349,7 @@ def _refinement(
     spread: Any | None = None,
     context_features: Any | None = None,
     body_features: tuple[Any, int] | None = None,
-    context_to_path: int = 0,
+    context_to_path: int | None = None,
     views_features: tuple[Any, int] | None = None,
 ):
     """Three 3x3 convolutions at full resolution (or on folded blocks, below) that see the dark input beside the
@@ -421,7 +421,7 @@ def _refinement(
         x = layers.Add(name="refine_2_with_features")(
             [x, _unfolded_to_path(body, channels, body_fold // fold, "refine_features")]
         )
-    if context_to_path:
+    if context_to_path is not None:
         x = layers.Add(name="refine_2_with_context")(
             [x, _unfolded_to_path(context_last, channels, context_to_path // fold, "refine_from_context")]
         )
@@ -475,20 +475,23 @@ def _mirnet(
     refine_context_to_path: bool = False,
     refine_views_features: bool = False,
 ) -> keras.Model:
-    if refine_blocks and not refine:
-        raise ValueError("refine_blocks needs a refinement (refine > 0)")
-    if refine_context and not refine:
-        raise ValueError("refine_context needs a refinement (refine > 0)")
-    if refine_spread and not refine:
-        raise ValueError("refine_spread needs a refinement (refine > 0)")
-    if refine_context_features and not refine_context:
-        raise ValueError("refine_context_features needs a context (refine_context > 0)")
-    if refine_features and not refine:
-        raise ValueError("refine_features needs a refinement (refine > 0)")
-    if refine_context_to_path and not refine_context:
-        raise ValueError("refine_context_to_path needs a context (refine_context > 0)")
-    if refine_views_features and not refine:
-        raise ValueError("refine_views_features needs a refinement (refine > 0)")
+    parts_of_the_refinement = {
+        "refine_blocks": refine_blocks,
+        "refine_context": refine_context,
+        "refine_spread": refine_spread,
+        "refine_features": refine_features,
+        "refine_views_features": refine_views_features,
+    }
+    parts_of_the_context = {
+        "refine_context_features": refine_context_features,
+        "refine_context_to_path": refine_context_to_path,
+    }
+    for argument, wanted in parts_of_the_refinement.items():
+        if wanted and not refine:
+            raise ValueError(f"{argument} needs a refinement (refine > 0)")
+    for argument, wanted in parts_of_the_context.items():
+        if wanted and not refine_context:
+            raise ValueError(f"{argument} needs a context (refine_context > 0)")
     unfolded_to_path = {
         "refine_features": refine_features,
         "refine_context_to_path": refine_context_to_path,
