@@ -416,20 +416,18 @@ def _refinement(
         )
         x = layers.ReLU(name="refine_1_relu")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="refine_2")(x)
-    if body_features is not None:
-        body, body_fold = body_features
-        x = layers.Add(name="refine_2_with_features")(
-            [x, _unfolded_to_path(body, channels, body_fold // fold, "refine_features")]
-        )
-    if context_to_path is not None:
-        x = layers.Add(name="refine_2_with_context")(
-            [x, _unfolded_to_path(context_last, channels, context_to_path // fold, "refine_from_context")]
-        )
-    if views_features is not None:
-        averaged, views_fold = views_features
-        x = layers.Add(name="refine_2_with_views_features")(
-            [x, _unfolded_to_path(averaged, channels, views_fold // fold, "refine_views_features")]
-        )
+    inputs_to_path = {  # the name of the addition: (its convolution's name, the features and their fold, or None)
+        "refine_2_with_features": ("refine_features", body_features),
+        "refine_2_with_context": (
+            "refine_from_context",
+            None if context_to_path is None else (context_last, context_to_path),
+        ),
+        "refine_2_with_views_features": ("refine_views_features", views_features),
+    }
+    for addition, (name, given) in inputs_to_path.items():
+        if given is not None:
+            features, features_fold = given
+            x = layers.Add(name=addition)([x, _unfolded_to_path(features, channels, features_fold // fold, name)])
     for index in range(1, blocks + 1):
         dilation = 2**index
         y = layers.Conv2D(
