@@ -47,10 +47,10 @@ def test_a_model_grown_from_another_is_averaged_with_it_in_the_grown_network() -
 
     average_weights = load_script("average_weights")
     arguments = {"num_rrg": 1, "num_mrb": 1, "channels": 8, "fold": 4, "refine": 4, "body_views": 2}
-    smaller = build_model("mirnet", **arguments)
-    grown = build_model("mirnet", **arguments, refine_views_features=True)
-    grown_names = [w.path for w in grown.weights]
     grown_arguments = {**arguments, "refine_views_features": True}
+    smaller = build_model("mirnet", **arguments)
+    grown = build_model("mirnet", **grown_arguments)
+    grown_names = [w.path for w in grown.weights]
     as_grown, itself = average_weights.grown_weights([smaller, grown], "mirnet", grown_arguments)
     assert [w.shape for w in as_grown] == [w.shape for w in itself] == [tuple(w.shape) for w in grown.weights]
     own = {w.path: np.asarray(w) for w in smaller.weights}
