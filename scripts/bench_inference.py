@@ -1,7 +1,10 @@
 """Seconds per megapixel for each architecture and precision, and peak memory of a 24-megapixel tiled run.
 
 Everything is measured in this one run on this machine (the machines are noisy: compare ratios, not runs).
-Usage: python scripts/bench_inference.py [--repeats 3] [--skip-full] [--skip-24mp]
+Usage: python scripts/bench_inference.py [--repeats 3] [--skip-full] [--skip-24mp] [--fp32-views 2 3 4]
+
+``--fp32-views`` also times the packaged model in fp32 with each of those numbers of views, against the same seed
+timing: what an fp32 fallback of that many views would cost on this machine (its card names the one it runs).
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample" / "low" / "2.png"
 
 
-def seconds_per_image(loaded, precision: str, image: np.ndarray, repeats: int) -> float:
+def seconds_per_image(
+    loaded, precision: str, image: np.ndarray, repeats: int, views: int | None = None
+) -> float:
     from mirnet.inference import Enhancer, best_seconds
 
-    return best_seconds(Enhancer(loaded, precision=precision, tile=None), image, repeats)
+    return best_seconds(Enhancer(loaded, precision=precision, tile=None, views=views), image, repeats)
 
 
-def benchmark_architectures(repeats: int, skip_full: bool) -> None:
+def benchmark_architectures(repeats: int, skip_full: bool, fp32_views: list[int] | None = None) -> None:
     from mirnet.architectures import build_model
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import resolve_precision
@@ -58,6 +63,9 @@ def benchmark_architectures(repeats: int, skip_full: bool) -> None:
     shipped = resolve_precision("auto", packaged.card)  # what the platform runs here
     print(f"default fp32 time / seed fp32 time: {default['fp32'] / seed:.2f}")
     print(f"default as it runs here ({shipped}, precision auto) / seed fp32 time: {default[shipped] / seed:.2f}")
+    for views in fp32_views or []:
+        seconds = seconds_per_image(packaged, "fp32", image, repeats, views)
+        print(f"default fp32 with {views} view(s): {seconds:.3f} s, / seed fp32 time: {seconds / seed:.2f}")
 
 
 def _wrap(model, arch: str, arguments: dict):
@@ -88,8 +96,9 @@ def main() -> None:
     parser.add_argument("--skip-full", action="store_true", help="skip the 44M-parameter full MIRNet")
     parser.add_argument("--skip-24mp", action="store_true")
     parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--fp32-views", type=int, nargs="+", help="also time the default in fp32 with these views")
     args = parser.parse_args()
-    benchmark_architectures(args.repeats, args.skip_full)
+    benchmark_architectures(args.repeats, args.skip_full, args.fp32_views)
     if not args.skip_24mp:
         benchmark_24mp(args.tile)
 
