@@ -115,10 +115,25 @@ class AverageViews(_ViewsLayer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class FirstView(_ViewsLayer):
-    """Of a batch stacked by :class:`StackViews`, each image's first view (the image as it came, not mirrored)."""
+    """Of a batch stacked by :class:`StackViews`, each image's first view (the image as it came, not mirrored), or
+    with ``count`` > 1 its first ``count`` views, still stacked image-major: the batch :class:`StackViews` of
+    ``count`` views would make (:data:`VIEW_FLIPS` of fewer views are the first of more)."""
+
+    def __init__(self, views: int, count: int = 1, **kwargs):
+        super().__init__(views, **kwargs)
+        if not 1 <= count <= views:
+            raise ValueError(f"count must be between 1 and views ({views}), not {count}")
+        self.count = count
 
     def call(self, inputs):
-        return self.grouped(inputs)[:, 0]
+        if self.count == 1:
+            return self.grouped(inputs)[:, 0]
+        first = self.grouped(inputs)[:, : self.count]
+        shape = tf.shape(inputs)
+        return tf.reshape(first, [-1, shape[1], shape[2], inputs.shape[-1]])
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -174,6 +189,7 @@ def _residual_network(
     refine_features: bool = False,
     refine_context_to_path: bool = False,
     refine_views_features: bool = False,
+    refine_views: int = 1,
 ) -> keras.Model:
     """Head convolution, residual groups, tail convolution, plus the input (a global residual).
 
@@ -190,6 +206,11 @@ def _residual_network(
     view, :class:`FirstView`); with ``refine_features`` the refinement's full-resolution path sees them too, and with
     ``refine_context_to_path`` it also sees the context's last features; with ``refine_views_features`` it also
     sees the body's last features averaged over all views, each flipped back (:class:`AverageViews`).
+
+    With ``refine_views`` > 1 the refinement (and its context) runs on that many of the body's views, as one batch:
+    each on the body's average and the input mirrored as that view is, with the body's features of that view (which
+    the body has computed already); their refined images, flipped back, are averaged. Test-time views for the
+    refinement, at the cost of one more refinement per view; the weights are the same for any number.
     """
     inputs = keras.Input(shape=(None, None, 3), name="low_light")
     residual = _body("", num_rrg, num_mrb, channels, block, fold)
@@ -213,7 +234,7 @@ def _residual_network(
         if refine_views_features:
             views_features = AverageViews(body_views, name="body_features_views_average")(features)
         if refine_context_features or refine_features:
-            features = FirstView(body_views, name="body_features_first_view")(features)
+            features = FirstView(body_views, refine_views, name="body_features_first_view")(features)
         outputs = AverageViews(body_views, dtype="float32", name="enhanced")(enhanced)
         if refine_spread:
             spread = SpreadViews(body_views, dtype="float32", name="views_spread")(enhanced)
@@ -221,8 +242,14 @@ def _residual_network(
         context = None
         if refine_context:
             context = _context(refine_context, fold, refine_context_groups, with_features=refine_context_features)
+        refined_inputs = inputs
+        if refine_views > 1:
+            refined_inputs = StackViews(refine_views, dtype="float32", name="refine_views_inputs")(inputs)
+            outputs = StackViews(refine_views, dtype="float32", name="refine_views_enhanced")(outputs)
+            if spread is not None:
+                spread = StackViews(refine_views, dtype="float32", name="refine_views_spread")(spread)
         outputs = _refinement(
-            inputs,
+            refined_inputs,
             outputs,
             refine,
             refine_keeps_mean,
@@ -235,6 +262,8 @@ def _residual_network(
             fold if refine_context_to_path else None,
             (views_features, fold) if refine_views_features else None,
         )
+        if refine_views > 1:
+            outputs = AverageViews(refine_views, dtype="float32", name="refined_views")(outputs)
     if anchor:
         anchor_residual = _body(ANCHOR_PREFIX, num_rrg, num_mrb, channels, block, fold)
         anchored = layers.Add(dtype="float32", name=f"{ANCHOR_PREFIX}enhanced")([inputs, anchor_residual(inputs)[0]])
@@ -472,7 +501,15 @@ def _mirnet(
     refine_features: bool = False,
     refine_context_to_path: bool = False,
     refine_views_features: bool = False,
+    refine_views: int = 1,
 ) -> keras.Model:
+    if refine_views != 1:
+        if not refine:
+            raise ValueError("refine_views needs a refinement (refine > 0)")
+        if refine_views not in VIEW_FLIPS or refine_views > body_views:
+            raise ValueError(f"refine_views must be one of 1 to body_views ({body_views}), not {refine_views}")
+        if refine_views_features:
+            raise ValueError("refine_views > 1 does not take refine_views_features")
     parts_of_the_refinement = {
         "refine_blocks": refine_blocks,
         "refine_context": refine_context,
@@ -522,6 +559,7 @@ def _mirnet(
         refine_features,
         refine_context_to_path,
         refine_views_features,
+        refine_views,
     )
 
 
@@ -561,6 +599,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "refine_features": False,
             "refine_context_to_path": False,
             "refine_views_features": False,
+            "refine_views": 1,
         },
         description="full MIRNet: multi-scale residual blocks (3 streams, dual attention, selective kernel fusion)",
         size_multiple=lambda kw: 4 * kw.get("fold", 1),
@@ -576,6 +615,11 @@ ARCHITECTURES: dict[str, Architecture] = {
         receptive_radius=lambda kw: 2 + kw["num_rrg"] * (kw["num_mrb"] + 2),
     ),
 }
+
+
+# Arguments that change how a network runs but not its weights: a network trained with any value of them runs with
+# any other (``scripts/package_model.py inference --refine-views`` ships trained weights with another).
+INFERENCE_ONLY_ARGUMENTS = ("refine_views",)
 
 
 def resolve_arguments(name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -160,6 +160,16 @@ def default_views(arguments: dict, card: dict, precision: str | None = None) -> 
     return int(inference.get("views", 1))
 
 
+def default_refine_views(arguments: dict, card: dict, precision: str | None = None) -> int:
+    """The body views the refinement runs on unless told otherwise: as many as it was built with
+    (``refine_views``), but in the fp32 fallback (:func:`default_views`) the card's ``inference.fp32_refine_views``
+    if it names them: fewer refinements for a CPU that computes only fp32 fast."""
+    inference = card.get("inference", {})
+    if precision == "fp32" and inference.get("fp32_views") is not None and "fp32_refine_views" in inference:
+        return int(inference["fp32_refine_views"])
+    return int(arguments.get("refine_views", 1))
+
+
 class Enhancer:
     """Runs a loaded model on images of any size, in ``fp32`` or ``bf16``, tiled when they are large."""
 
@@ -187,13 +197,19 @@ class Enhancer:
         arguments = resolve_arguments(loaded.architecture, loaded.arguments)
         inside = views_inside(arguments)
         precision = resolve_precision(precision, loaded.card)
+        refine_views = arguments.get("refine_views", 1)
         if views is None:
             views = default_views(arguments, loaded.card, precision)
+            refine_views = default_refine_views(arguments, loaded.card, precision)
         if views not in VIEW_FLIPS:
             raise ValueError(f"views must be one of {sorted(VIEW_FLIPS)}, not {views}")
-        rebuild = inside and views != arguments["body_views"]
         if inside:
-            arguments = {**arguments, "body_views": views}
+            # The refinement runs on some of the body's views (``refine_views``): never more than the body has.
+            refine_views = min(refine_views, views)
+            rebuild = views != arguments["body_views"] or refine_views != arguments["refine_views"]
+            arguments = {**arguments, "body_views": views, "refine_views": refine_views}
+        else:
+            rebuild = False
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.loaded = loaded

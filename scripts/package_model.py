@@ -12,7 +12,8 @@
   eval15 and the seconds per image of that fallback measured on such a CPU, into the card;
 - ``inference``: ship the packaged weights with other test-time views and precision (chosen on the validation
   split), as a new version: the card's inference settings, version and description change, its eval15 and speed
-  figures are dropped until ``measure`` runs again, and the version it came from is recorded.
+  figures are dropped until ``measure`` runs again, and the version it came from is recorded; ``--refine-views``
+  also rebuilds the network to run its refinement on that many of the body's views (same weights).
 
 Usage:
   python scripts/package_model.py views runs/default-v1
@@ -21,8 +22,10 @@ Usage:
       --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json --stage configs/default-v2.json
   python scripts/package_model.py measure [--repeats 5]
   python scripts/package_model.py table [--gt-mean]
-  python scripts/package_model.py fallback --fp32-views 3 [--repeats 5]
+  python scripts/package_model.py fallback --fp32-views 3 [--fp32-refine-views 1] [--repeats 5]
   python scripts/package_model.py inference --views 4 --precision bf16 --version mirnet-lol-v7 --description "..."
+  python scripts/package_model.py inference --views 1 --precision bf16 --refine-views 2 --version mirnet-lol-v21 \
+      --description "..."
 """
 
 from __future__ import annotations
@@ -238,11 +241,13 @@ def _cpu_name() -> str:
     return platform.machine()
 
 
-def fallback(fp32_views: int, repeats: int) -> None:
+def fallback(fp32_views: int, repeats: int, fp32_refine_views: int | None = None) -> None:
     """Give the packaged model (which ships in bf16) ``fp32_views`` for when it runs in fp32, and measure that
     fallback here: eval15 in fp32 with those views (per-image JSON in ``docs/results/``) and seconds per 600x400
     image against the seed's network in fp32, in this one process. Run it on a CPU without bf16 instructions, where
-    the fallback is what runs; the card's bf16 figures and its fp32 figures with the model's own views stay."""
+    the fallback is what runs; the card's bf16 figures and its fp32 figures with the model's own views stay.
+    ``fp32_refine_views``: for a network whose refinement runs on more than one of the body's views, how many it runs
+    on in the fallback."""
     import numpy as np
 
     from mirnet.evaluation import evaluate_folder, report
@@ -255,8 +260,11 @@ def fallback(fp32_views: int, repeats: int) -> None:
     if card.get("inference", {}).get("precision") != "bf16":
         raise SystemExit("the packaged model does not ship in bf16: fp32 is what it runs, not a fallback")
     card["inference"]["fp32_views"] = fp32_views
+    if fp32_refine_views is not None:
+        card["inference"]["fp32_refine_views"] = fp32_refine_views
     enhancer = Enhancer(loaded, precision="fp32")
     assert enhancer.views == fp32_views, (enhancer.views, fp32_views)
+    refine_views = {"refine_views": fp32_refine_views} if fp32_refine_views is not None else {}
     scores = evaluate_folder(str(EVAL15), enhancer)
     document = report(scores, {"version": loaded.version, "precision": "fp32", "views": fp32_views})
     (RESULTS / "eval15-default-fp32-fallback.json").write_text(json.dumps(document, indent=2) + "\n")
@@ -264,26 +272,35 @@ def fallback(fp32_views: int, repeats: int) -> None:
     seed = _seed_network()
     seconds = _seconds_per_image(loaded, "fp32", image, repeats)
     seed_seconds = _seconds_per_image(seed, "fp32", image, repeats)
-    card["eval15"]["fp32_fallback"] = {**document["mean"], "views": fp32_views}
+    card["eval15"]["fp32_fallback"] = {**document["mean"], "views": fp32_views, **refine_views}
+    refine_option = f" --fp32-refine-views {fp32_refine_views}" if fp32_refine_views is not None else ""
     card["seconds_per_600x400"]["fp32_fallback"] = {
         "views": fp32_views,
+        **refine_views,
         "fp32": round(seconds, 4),
         "seed_fp32": round(seed_seconds, 4),
         "fp32_vs_seed_fp32": round(seconds / seed_seconds, 4),
         "native_bf16_here": native_bf16(),
         "machine": _cpu_name(),
-        "command": f"python scripts/package_model.py fallback --fp32-views {fp32_views} --repeats {repeats}",
+        "command": f"python scripts/package_model.py fallback --fp32-views {fp32_views}{refine_option}"
+        f" --repeats {repeats}",
     }
     (WEIGHTS / "default.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     measured = {"eval15": card["eval15"]["fp32_fallback"], "speed": card["seconds_per_600x400"]["fp32_fallback"]}
     print(json.dumps(measured, indent=2))
 
 
-def reinfer(views: int, precision: str, version: str, description: str) -> None:
-    """The packaged weights, unchanged, as ``version`` with ``views`` and ``precision`` for inference."""
+def reinfer(views: int, precision: str, version: str, description: str, refine_views: int | None = None) -> None:
+    """The packaged weights, unchanged, as ``version`` with ``views`` and ``precision`` for inference; with
+    ``refine_views``, in the network rebuilt to run its refinement on that many of the body's views (the same
+    weights, a new file: its GFLOPs are measured again)."""
+    from mirnet.architectures import build_model
+    from mirnet.flops import gflops_per_image
+    from mirnet.models import load_model, save_model
+
     card_file = WEIGHTS / "default.json"
     card = json.loads(card_file.read_text())
-    previous = {"version": card["version"], "inference": card.get("inference", {})}
+    previous = {"version": card["version"], "inference": card.get("inference", {}), "sha256": card["sha256"]}
     for stale in ("eval15", "seconds_per_600x400"):
         card.pop(stale, None)
     card.update(
@@ -292,8 +309,18 @@ def reinfer(views: int, precision: str, version: str, description: str) -> None:
         inference={"views": views, "precision": precision},
         weights_from=previous,
     )
-    card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    print(json.dumps({key: card[key] for key in ("version", "inference", "weights_from")}, indent=2))
+    if refine_views is None or refine_views == card["arguments"].get("refine_views", 1):
+        card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    else:
+        packaged = load_model()
+        previous["arguments"] = dict(card["arguments"])
+        card["arguments"] = {**card["arguments"], "refine_views": refine_views}
+        model = build_model(card["architecture"], **card["arguments"])
+        model.set_weights(packaged.model.get_weights())
+        card["gflops_per_600x400"] = round(gflops_per_image(model, card["architecture"], card["arguments"]), 2)
+        save_model(model, WEIGHTS / "default.keras", card)
+    shown = ("version", "inference", "weights_from", "arguments", "gflops_per_600x400")
+    print(json.dumps({key: card[key] for key in shown}, indent=2))
 
 
 def eval15_table(gt_mean: bool) -> str:
@@ -331,9 +358,11 @@ def main() -> None:
     infer.add_argument("--precision", required=True, choices=list(PRECISIONS))
     infer.add_argument("--version", required=True)
     infer.add_argument("--description", required=True)
+    infer.add_argument("--refine-views", type=int, choices=VIEW_COUNTS, help="the refinement on this many body views")
     fall = commands.add_parser("fallback", help="the views for fp32 (CPUs without bf16), measured here")
     fall.add_argument("--fp32-views", type=int, required=True, choices=VIEW_COUNTS)
     fall.add_argument("--repeats", type=int, default=5)
+    fall.add_argument("--fp32-refine-views", type=int, choices=VIEW_COUNTS, help="the refinement's views in fp32")
     args = parser.parse_args()
     if args.command == "package":
         stages = [stage.resolve() for stage in args.stage]
@@ -343,9 +372,9 @@ def main() -> None:
     elif args.command == "table":
         print(eval15_table(args.gt_mean))
     elif args.command == "fallback":
-        fallback(args.fp32_views, args.repeats)
+        fallback(args.fp32_views, args.repeats, args.fp32_refine_views)
     elif args.command == "inference":
-        reinfer(args.views, args.precision, args.version, args.description)
+        reinfer(args.views, args.precision, args.version, args.description, args.refine_views)
     else:
         measure(args.repeats)
 

@@ -337,7 +337,8 @@ def test_a_card_s_fp32_fallback_chooses_the_views_only_when_the_model_runs_in_fp
     assert Enhancer(plain, tile=None, precision="fp32").views == 4
 
 
-def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
+@pytest.mark.parametrize("refine_views", [1, 2])
+def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample, refine_views):
     """Every view's averages (and the refinement's mean) are recorded in one whole-image pass and replayed by the
     tiles, in the order the views compute them: the packaged weights with their body views inside (and, since v13,
     the refinement seeing the views' spread, which is per pixel and so needs nothing recorded; since v14, the context
@@ -352,7 +353,7 @@ def test_a_network_with_body_views_tiles_like_its_whole_image(lol_sample):
     packaged = load_model()
     assert packaged.arguments["refine_spread"] and packaged.arguments["refine_context_features"]
     assert packaged.arguments["refine_features"] and packaged.arguments["refine_context_to_path"]
-    arguments = {**packaged.arguments, "body_views": 3}
+    arguments = {**packaged.arguments, "body_views": 3, "refine_views": refine_views}
     model = build_model("mirnet", **arguments)
     load_weights_by_layer(model, packaged.model)
     loaded = LoadedModel(model, {**packaged.card, "arguments": arguments, "inference": {"views": 1}}, "t", "t")
@@ -670,3 +671,103 @@ def test_a_refinement_grown_to_see_the_context_features_starts_where_it_was(refi
             refine_context_to_path=True,
             **{**arguments, "refine_context": 0, "refine_context_features": False},
         )
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_the_first_views_are_the_batch_that_fewer_views_stack(count):
+    """``FirstView(views, count)`` keeps each image's first ``count`` views, image-major: what ``StackViews(count)``
+    makes of the images, since the flips of fewer views are the first of more."""
+    images = np.random.default_rng(5).random((3, 4, 6, 5), dtype=np.float32)
+    stacked = np.asarray(StackViews(4)(images)).reshape(3, 4, 4, 6, 5)
+    marked = stacked + np.array([0, 0, 0, 1], dtype=np.float32)[None, :, None, None, None]  # the 4th never taken
+    kept = FirstView(4, count)(marked.reshape(12, 4, 6, 5))
+    np.testing.assert_allclose(kept, StackViews(count)(images), atol=1e-6)
+    with pytest.raises(ValueError, match="count must be between 1 and views"):
+        FirstView(2, 3)
+
+
+# v20's arguments on a small network: every input its refinement and context take.
+SMALL_LIKE_V20 = {
+    **SMALL_WITH_CONTEXT,
+    "refine_blocks": 1,
+    "body_views": 4,
+    "refine_spread": True,
+    "refine_context_features": True,
+    "refine_features": True,
+    "refine_context_to_path": True,
+}
+
+
+def test_the_refinement_on_two_views_is_the_network_averaged_with_its_left_right_mirror():
+    """``refine_views=2``: the refinement and its context also run on the left-right mirror (the body's average, the
+    input and the spread mirrored, the body's features of its mirrored view), and the two refined images, flipped
+    back, are averaged. Mirroring the input of a network with four body views only reorders them, so that is the
+    network's output averaged with its output on the mirrored input, flipped back: what stage 46 scored."""
+    x = np.random.default_rng(16).random((2, 64, 96, 3), dtype=np.float32) * 0.3
+    one = _random_mirnet(16, **SMALL_LIKE_V20)
+    two = build_model("mirnet", refine_views=2, **SMALL_LIKE_V20)
+    assert two.count_params() == one.count_params()
+    two.set_weights(one.get_weights())
+    plain = np.asarray(one(x))
+    mirrored = np.asarray(one(x[:, :, ::-1]))[:, :, ::-1]
+    np.testing.assert_allclose(np.asarray(two(x)), (plain + mirrored) / 2, atol=1e-5)
+    assert np.abs(mirrored - plain).max() > 1e-3  # the refinement differs on the mirror: the test can fail
+    four = build_model("mirnet", refine_views=4, **SMALL_LIKE_V20)
+    four.set_weights(one.get_weights())
+    flips = ((), (2,), (1,), (1, 2))
+    expected = np.mean([np.flip(np.asarray(one(np.flip(x, axes))), axes) for axes in flips], axis=0)
+    np.testing.assert_allclose(np.asarray(four(x)), expected, atol=1e-5)
+
+
+def test_refine_views_needs_a_refinement_and_no_more_views_than_the_body():
+    with pytest.raises(ValueError, match="refine_views must be one of 1 to body_views"):
+        build_model("mirnet", refine_views=3, **{**SMALL_LIKE_V20, "body_views": 2})
+    with pytest.raises(ValueError, match="refine_views needs a refinement"):
+        build_model("mirnet", refine_views=2, channels=8, fold=4, num_rrg=1, num_mrb=1, body_views=2)
+    with pytest.raises(ValueError, match="does not take refine_views_features"):
+        build_model("mirnet", refine_views=2, refine_views_features=True, **SMALL_LIKE_V20)
+
+
+def test_fewer_body_views_than_refinement_views_take_the_refinement_down_with_them():
+    """The Enhancer's ``views`` (the body's copies) can be fewer than the card's ``refine_views``: the refinement then
+    runs on as many as the body has, with the same weights, in either precision."""
+    from mirnet.inference import Enhancer
+    from mirnet.models import LoadedModel
+
+    arguments = {**SMALL_LIKE_V20, "refine_views": 2}
+    model = _random_mirnet(17, **arguments)
+    loaded = LoadedModel(model, {"architecture": "mirnet", "arguments": arguments}, "t", "t")
+    image = np.random.default_rng(17).random((32, 48, 3), dtype=np.float32) * 0.3
+    single = build_model("mirnet", **{**arguments, "body_views": 1, "refine_views": 1})
+    single.set_weights(model.get_weights())
+    np.testing.assert_allclose(Enhancer(loaded, tile=None, views=1).enhance(image),
+                               np.clip(np.asarray(single(image[None]))[0], 0, 1), atol=1e-5)
+    assert Enhancer(loaded, tile=None, views=1, precision="bf16").enhance(image).shape == image.shape
+    three = build_model("mirnet", **{**arguments, "body_views": 3})
+    three.set_weights(model.get_weights())
+    np.testing.assert_allclose(Enhancer(loaded, tile=None, views=3).enhance(image),
+                               np.clip(np.asarray(three(image[None]))[0], 0, 1), atol=1e-5)
+
+
+def test_the_fp32_fallback_can_run_the_refinement_on_fewer_views():
+    """A card's ``inference.fp32_refine_views`` applies with its fp32 fallback (``fp32_views``) only: bf16 and an
+    explicit ``views`` keep the refinement's own views."""
+    from mirnet.inference import Enhancer
+    from mirnet.models import LoadedModel
+
+    arguments = {**SMALL_LIKE_V20, "refine_views": 2}
+    model = _random_mirnet(18, **arguments)
+    inference = {"views": 1, "precision": "bf16", "fp32_views": 3, "fp32_refine_views": 1}
+    loaded = LoadedModel(model, {"architecture": "mirnet", "arguments": arguments, "inference": inference}, "t", "t")
+    image = np.random.default_rng(18).random((32, 48, 3), dtype=np.float32) * 0.3
+    fallback = Enhancer(loaded, tile=None, precision="fp32")
+    assert fallback.views == 3
+    three_once = build_model("mirnet", **{**arguments, "body_views": 3, "refine_views": 1})
+    three_once.set_weights(model.get_weights())
+    expected = np.clip(np.asarray(three_once(image[None]))[0], 0, 1)
+    np.testing.assert_allclose(fallback.enhance(image), expected, atol=1e-5)
+    three_twice = Enhancer(loaded, tile=None, precision="fp32", views=3).enhance(image)
+    assert np.abs(three_twice - expected).max() > 1e-4  # an explicit views keeps both refinements: this can fail
+    in_bf16 = Enhancer(loaded, tile=None, precision="bf16").model
+    mirrored = sum(isinstance(layer, StackViews) for layer in in_bf16.layers)
+    assert mirrored == 1 + 3  # the body's views, and the refinement's inputs, average and spread on two views
