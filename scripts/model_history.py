@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGED = [
     "v1=29425ee", "v2=6938002", "v3=7777b12", "v4=1648c8c", "v5=f8f7a1a", "v6=e1a0848", "v7=152830c", "v8=b8e7d17",
     "v9=c492723", "v10=8162766", "v11=4c41a3c", "v12=1c06954", "v13=594f2a8", "v14=58f8e34", "v15=ce9ff4a",
-    "v16=db36868", "v17=e47da3b", "v18=564c6cb", "v19=c7c6cc8", "v20=cf05880",
+    "v16=db36868", "v17=e47da3b", "v18=564c6cb", "v19=c7c6cc8", "v20=cf05880", "v21=bb0b82b",
 ]
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 840, 440, 60, 250, 30, 50
 
