@@ -188,7 +188,9 @@ class Enhancer:
         left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with
         (:func:`default_views`, for the precision that runs).
         For a network with its views inside (``body_views``) they are the copies its body runs on (``None``: as
-        many as it was built with), and the network runs once.
+        many as it was built with), and the network runs once; its refinement runs on as many of them as it was
+        built with (``refine_views``), never more than the body has, and in the card's fp32 fallback on the card's
+        ``inference.fp32_refine_views`` (:func:`default_refine_views`).
         ``context``: the tiles of an image share the global averages of one whole-image pass at most this many
         pixels on its longer side (downscaled if the image is larger); ``None``: each tile uses its own.
         ``precision``: "fp32", "bf16", or "auto" (:func:`resolve_precision`); ``self.precision`` is what runs.

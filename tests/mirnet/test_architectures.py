@@ -450,6 +450,18 @@ SMALL_WITH_CONTEXT = {
 }
 
 
+# v20's arguments on a small network: every input its refinement and context take.
+SMALL_LIKE_V20 = {
+    **SMALL_WITH_CONTEXT,
+    "refine_blocks": 1,
+    "body_views": 4,
+    "refine_spread": True,
+    "refine_context_features": True,
+    "refine_features": True,
+    "refine_context_to_path": True,
+}
+
+
 def test_a_deeper_refinement_context_grown_from_a_trained_one_starts_where_it_was():
     """``refine_context_groups`` adds residual groups after the context's block, each starting as the identity: a
     context grown deeper from trained weights computes what they did, and moves the output once a new group's
@@ -607,15 +619,7 @@ def test_a_refinement_grown_to_see_every_views_features_starts_where_it_was():
     computes what they did, and moves once that convolution is non-zero. What it sees is the average of the
     features that one-view networks compute on the mirrored inputs, flipped back; three views (the fp32 fallback)
     take the same weights."""
-    arguments = {
-        **SMALL_WITH_CONTEXT,
-        "refine_blocks": 1,
-        "body_views": 4,
-        "refine_spread": True,
-        "refine_context_features": True,
-        "refine_features": True,
-        "refine_context_to_path": True,
-    }
+    arguments = SMALL_LIKE_V20
     channels, refine, fold = arguments["channels"], arguments["refine"], arguments["fold"]
     grown, x = _grown_starts_where_it_was(
         15, arguments, "refine_views_features", 3 * 3 * channels * refine * fold * fold, refine_views_features=True
@@ -685,17 +689,6 @@ def test_the_first_views_are_the_batch_that_fewer_views_stack(count):
     with pytest.raises(ValueError, match="count must be between 1 and views"):
         FirstView(2, 3)
 
-
-# v20's arguments on a small network: every input its refinement and context take.
-SMALL_LIKE_V20 = {
-    **SMALL_WITH_CONTEXT,
-    "refine_blocks": 1,
-    "body_views": 4,
-    "refine_spread": True,
-    "refine_context_features": True,
-    "refine_features": True,
-    "refine_context_to_path": True,
-}
 
 
 def test_the_refinement_on_two_views_is_the_network_averaged_with_its_left_right_mirror():
