@@ -148,12 +148,18 @@ def views_inside(arguments: dict) -> bool:
     return arguments.get("body_views", 1) > 1
 
 
+def in_fp32_fallback(card: dict, precision: str | None) -> bool:
+    """Whether a model runs its card's fp32 fallback: in ``precision`` "fp32", when the card names
+    ``inference.fp32_views`` (a model that ships in bf16, for a CPU that computes only fp32 fast; docs/MODEL.md)."""
+    return precision == "fp32" and card.get("inference", {}).get("fp32_views") is not None
+
+
 def default_views(arguments: dict, card: dict, precision: str | None = None) -> int:
     """The views a model runs with unless told otherwise: as many as it was built with inside (``arguments``,
-    resolved), else its card's. In ``precision`` "fp32", a card's ``inference.fp32_views`` comes first: the
-    fallback of a model that ships in bf16, for a CPU that computes only fp32 fast (docs/MODEL.md)."""
+    resolved), else its card's. In its fp32 fallback (:func:`in_fp32_fallback`) the card's ``inference.fp32_views``
+    come first."""
     inference = card.get("inference", {})
-    if precision == "fp32" and inference.get("fp32_views") is not None:
+    if in_fp32_fallback(card, precision):
         return int(inference["fp32_views"])
     if views_inside(arguments):
         return int(arguments["body_views"])
@@ -165,7 +171,7 @@ def default_refine_views(arguments: dict, card: dict, precision: str | None = No
     (``refine_views``), but in the fp32 fallback (:func:`default_views`) the card's ``inference.fp32_refine_views``
     if it names them: fewer refinements for a CPU that computes only fp32 fast."""
     inference = card.get("inference", {})
-    if precision == "fp32" and inference.get("fp32_views") is not None and "fp32_refine_views" in inference:
+    if in_fp32_fallback(card, precision) and "fp32_refine_views" in inference:
         return int(inference["fp32_refine_views"])
     return int(arguments.get("refine_views", 1))
 

@@ -24,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from validation_scenes import DATA, VAL_LIST, find_twins  # noqa: E402
+from validation_scenes import DATA, VAL_LIST, find_twins, mean_with_error  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,11 @@ class GainFit:
 
 def psnr_with_gains(enhanced: np.ndarray, reference: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """The 8-bit PSNR of ``clip(enhanced * g, 0, 1)`` against the 8-bit ``reference``, for each ``g`` of ``grid``."""
-    target = reference.astype(np.float64)
-    values = []
-    for gain in grid:
-        scaled = np.round(np.clip(enhanced.astype(np.float64) * gain, 0.0, 1.0) * 255.0)
-        mse = float(np.mean((scaled - target) ** 2))
-        values.append(float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse))
-    return np.array(values)
+    from mirnet.imageio import to_uint8
+    from mirnet.metrics import psnr
+
+    scaled = enhanced.astype(np.float64)
+    return np.array([psnr(to_uint8(scaled * gain), reference) for gain in grid])
 
 
 def fit_gains(psnr: np.ndarray, grid: np.ndarray) -> GainFit:
@@ -64,12 +62,6 @@ def fit_gains(psnr: np.ndarray, grid: np.ndarray) -> GainFit:
         left_out[image] = grid[index]
         left_out_psnr[image] = psnr[image, index]
     return GainFit(grid, psnr, float(grid[best(psnr)]), left_out, left_out_psnr)
-
-
-def paired(gain: np.ndarray) -> str:
-    error = gain.std(ddof=1) / np.sqrt(gain.size) if gain.size > 1 else float("nan")
-    ratio = f" ({gain.mean() / error:+.1f} SE)" if error > 0 else ""
-    return f"{gain.mean():+.3f} ± {error:.3f}{ratio}"
 
 
 def main() -> None:
@@ -116,14 +108,14 @@ def main() -> None:
           f"{at_one[~has_twin].mean():.3f}")
     fitted_psnr = psnr[:, int(np.argmin(np.abs(grid - fit.fitted)))]
     print(f"gain fitted on all {len(psnr)}: {fit.fitted:.4f}; PSNR with it (in-sample, flattering): "
-          f"{fitted_psnr.mean():.3f} ({paired(fitted_psnr - at_one)})")
+          f"{fitted_psnr.mean():.3f} ({mean_with_error(fitted_psnr - at_one)})")
     print(f"leave-one-out gains: {fit.left_out.min():.4f} to {fit.left_out.max():.4f}")
     gain = fit.left_out_psnr - at_one
     print(f"leave-one-out PSNR: {fit.left_out_psnr.mean():.3f} | {fit.left_out_psnr[has_twin].mean():.3f} | "
           f"{fit.left_out_psnr[~has_twin].mean():.3f}")
-    print(f"leave-one-out gain over gain 1 (paired): all {len(gain)}: {paired(gain)} | "
-          f"{has_twin.sum()} with a twin: {paired(gain[has_twin])} | {(~has_twin).sum()} without: "
-          f"{paired(gain[~has_twin])}")
+    print(f"leave-one-out gain over gain 1 (paired): all {len(gain)}: {mean_with_error(gain)} | "
+          f"{has_twin.sum()} with a twin: {mean_with_error(gain[has_twin])} | {(~has_twin).sum()} without: "
+          f"{mean_with_error(gain[~has_twin])}")
 
 
 if __name__ == "__main__":

@@ -240,16 +240,20 @@ def score(
                 print(line, flush=True)
 
 
+def mean_with_error(difference: np.ndarray) -> str:
+    """A paired difference's mean with its standard error, and how many standard errors it is, so that a rule of
+    "more than its standard error" is read off, not rounded."""
+    error = difference.std(ddof=1) / np.sqrt(difference.size) if difference.size > 1 else float("nan")
+    ratio = f" ({difference.mean() / error:+.1f} SE)" if error > 0 else ""
+    return f"{difference.mean():+.3f} ± {error:.3f}{ratio}"
+
+
 def paired_difference(psnr: np.ndarray, base_label: str, base: np.ndarray, has_twin: np.ndarray) -> str:
     """The mean per-image gain over the first model, with its standard error (the same pairs, so paired) and
     their ratio."""
 
     def gain(mask: np.ndarray) -> str:
-        difference = psnr[mask] - base[mask]
-        error = difference.std(ddof=1) / np.sqrt(difference.size) if difference.size > 1 else float("nan")
-        # How many standard errors the gain is, so a rule of "more than its standard error" is read off, not rounded
-        ratio = f" ({difference.mean() / error:+.1f} SE)" if error > 0 else ""
-        return f"{difference.mean():+.3f} ± {error:.3f}{ratio}"
+        return mean_with_error(psnr[mask] - base[mask])
 
     everything = np.ones_like(has_twin)
     return f"vs {base_label}: {gain(everything)} | {gain(has_twin)} | {gain(~has_twin)}"

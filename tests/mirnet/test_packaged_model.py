@@ -34,16 +34,15 @@ def test_the_committed_training_config_builds_the_packaged_architecture(card):
     assert config["arch"] == card["architecture"]
     # Arguments added to an architecture later default to what older cards were built without; those that only
     # change how the trained weights run (the refinement's views) are the card's to choose.
-    def trained(arguments: dict) -> dict:
-        resolved = resolve_arguments(card["architecture"], arguments)
-        return {k: v for k, v in resolved.items() if k not in INFERENCE_ONLY_ARGUMENTS}
+    committed = resolve_arguments(config["arch"], config["arguments"])
+    packaged = resolve_arguments(card["architecture"], card["arguments"])
 
-    assert trained(config["arguments"]) == trained(card["arguments"])
-    changed = {k for k in INFERENCE_ONLY_ARGUMENTS if resolve_arguments(card["architecture"], card["arguments"])[k]
-               != resolve_arguments(config["arch"], config["arguments"])[k]}
-    if changed:  # the card says which weights these are, and how they ran when the config trained them
-        before = resolve_arguments(card["architecture"], card["weights_from"]["arguments"])
-        assert before == resolve_arguments(config["arch"], config["arguments"])
+    def trained(arguments: dict) -> dict:
+        return {k: v for k, v in arguments.items() if k not in INFERENCE_ONLY_ARGUMENTS}
+
+    assert trained(committed) == trained(packaged)
+    if packaged != committed:  # the card says which weights these are, and how they ran when the config trained them
+        assert resolve_arguments(card["architecture"], card["weights_from"]["arguments"]) == committed
     assert config["val_list"].endswith("our485-val.txt") and "eval15" not in config["data"]
     # Earlier stages trained the same body; later ones grew a refinement onto it, or changed the refinement and
     # moved the views inside the network.
