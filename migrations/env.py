@@ -1,13 +1,13 @@
-"""Alembic environment: the URL comes from DATABASE_URL through web.settings.Settings.
+"""Alembic environment: the URL comes from DATABASE_URL through web.core.settings.Settings.
 
 Tests (and scripts) can pass a URL explicitly with ``config.attributes["database_url"]``.
 """
 
 from alembic import context
 
-from web.db import make_engine
-from web.models import Base
-from web.settings import Settings
+from web.core.db import make_engine
+from web.core.models import Base
+from web.core.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from web.settings import Settings
+from web.core.settings import Settings
 
 
 def recover_interval_s(settings: Settings) -> float:

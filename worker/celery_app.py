@@ -18,8 +18,8 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_shutting_down
 from kombu import Queue
 
-from web.broker import TRAINING_QUEUE, platform_queues, prepare_sqlite_broker
-from web.settings import Settings
+from web.core.broker import TRAINING_QUEUE, platform_queues, prepare_sqlite_broker
+from web.core.settings import Settings
 from worker import model
 from worker.beat import beat_schedule
 from worker.retraining_tasks import (

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from web.settings import Settings
-from web.storage import StorageUnavailable
+from web.core.settings import Settings
+from web.core.storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from mirnet.inference import Enhancer
@@ -109,7 +109,7 @@ def _switch(settings: Settings, active: tuple[str, str, str]) -> None:
 def _active_version(settings: Settings) -> tuple[str, str, str] | None:
     """(version, model key, card key) of the registry's active version; None when there is none or the
     database cannot say (the current model keeps working)."""
-    from web.registry import services as registry
+    from web.core.registry import services as registry
     from worker.runtime import get_context
 
     try:
@@ -123,7 +123,7 @@ def _active_version(settings: Settings) -> tuple[str, str, str] | None:
 
 def _load_configured(settings: Settings) -> Enhancer:
     """The configured model, registered as the first version when the registry is empty."""
-    from web.registry import services as registry
+    from web.core.registry import services as registry
     from worker.runtime import get_context
 
     enhancer = load_enhancer(settings)

@@ -1,7 +1,7 @@
 """The retraining service: fine-tune the active model on new pairs plus a replay sample, measure candidate and
 active on the holdout in the same run, and let the gate promote the candidate or keep it with the reason.
 
-Only one retraining runs at a time (``web.registry.lock``): the lock is renewed at every progress report, so a
+Only one retraining runs at a time (``web.core.registry.lock``): the lock is renewed at every progress report, so a
 trainer that crashes stops holding it after ``RETRAIN_LOCK_TTL_S``. Runs whose trainer died are marked failed
 by the next run that gets the lock. TensorFlow is imported inside the functions that train and evaluate.
 """
@@ -22,13 +22,13 @@ from sqlalchemy import and_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mirnet.choices import DEFAULT_PIXEL_LOSS
-from web.models import utcnow
-from web.registry import lock
-from web.registry import pairs as pair_service
-from web.registry import services as registry
-from web.registry.models import ModelVersion, Pair, RunStatus, TrainingRun
-from web.settings import Settings
-from web.storage import ObjectStorage
+from web.core.models import utcnow
+from web.core.registry import lock
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
+from web.core.registry.models import ModelVersion, Pair, RunStatus, TrainingRun
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from web.broker import TRAINING_QUEUE
-from web.registry import pairs as pair_service
-from web.registry import services as registry
-from web.settings import Settings
+from web.core.broker import TRAINING_QUEUE
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
+from web.core.settings import Settings
 from worker.retraining import RetrainContext, retrain
 from worker.runtime import get_context
 from worker.tasks import ENHANCE_TASK

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from web.db import make_session_factory
-from web.settings import Settings
-from web.storage import ObjectStorage, build_storage
+from web.core.db import make_session_factory
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage, build_storage
 from worker.model import get_enhancer
 
 if TYPE_CHECKING:

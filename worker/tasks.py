@@ -6,8 +6,8 @@ import logging
 
 from celery import Celery, Task
 
-from web.settings import Settings
-from web.storage import StorageUnavailable
+from web.core.settings import Settings
+from web.core.storage import StorageUnavailable
 from worker import services
 from worker.batching import lease_seconds, lost_message_after_s, max_attempts
 from worker.jobstate import recover_stale

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fixtures.platform import migrate, write_tiny_model
 from tests.fixtures.services import postgres_database
-from web.db import make_engine
-from web.registry import services as registry
-from web.settings import Settings
-from web.storage import LocalStorage
+from web.core.db import make_engine
+from web.core.registry import services as registry
+from web.core.settings import Settings
+from web.core.storage import LocalStorage
 from worker import runtime
 from worker.retraining import RetrainContext
 

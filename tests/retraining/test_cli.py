@@ -8,10 +8,10 @@ import pytest
 
 from tests.fixtures.platform import write_tiny_model
 from tests.retraining.conftest import lol_folder
-from web.db import make_session_factory
-from web.registry import services as registry
-from web.settings import Settings
-from web.storage import LocalStorage
+from web.core.db import make_session_factory
+from web.core.registry import services as registry
+from web.core.settings import Settings
+from web.core.storage import LocalStorage
 from worker import runtime
 from worker.cli import main
 
@@ -119,7 +119,7 @@ def test_a_database_without_the_schema_is_a_clear_error_not_a_traceback(
     assert main(["pairs", "list"]) == 2
     error = capsys.readouterr().err
     assert "has no schema yet" in error and "python -m web.cli migrate" in error
-    from web.db import upgrade_database
+    from web.core.db import upgrade_database
 
     upgrade_database(f"sqlite:///{database}")
     assert main(["pairs", "list"]) == 0

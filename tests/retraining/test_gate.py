@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.retraining.conftest import lol_folder
-from web.registry import pairs as pair_service
-from web.registry import services as registry
-from web.registry.models import Pair, TrainingRun
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
+from web.core.registry.models import Pair, TrainingRun
 from worker.retraining import RetrainContext
 from worker.retraining_tasks import run_retraining
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from web.models import utcnow
-from web.registry import lock
-from web.registry import services as registry
-from web.registry.models import RunStatus, TrainingRun
+from web.core.models import utcnow
+from web.core.registry import lock
+from web.core.registry import services as registry
+from web.core.registry.models import RunStatus, TrainingRun
 from worker.retraining import RetrainContext, retrain
 
 

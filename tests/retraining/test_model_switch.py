@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.platform import write_tiny_model
 from tests.retraining.conftest import tiny_settings
-from web.registry import services as registry
+from web.core.registry import services as registry
 from worker import model, runtime
 
 

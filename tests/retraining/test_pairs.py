@@ -9,10 +9,10 @@ import pytest
 
 from tests.retraining.conftest import SAMPLES, lol_folder
 from tests.web.conftest import Images
-from web.models import Job, JobStatus
-from web.registry import pairs as pair_service
-from web.registry.models import Pair
-from web.storage import job_key
+from web.core.models import Job, JobStatus
+from web.core.registry import pairs as pair_service
+from web.core.registry.models import Pair
+from web.core.storage import job_key
 from worker.retraining import RetrainContext
 
 

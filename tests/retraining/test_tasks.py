@@ -9,8 +9,8 @@ import pytest
 from celery.schedules import crontab
 
 from tests.retraining.conftest import lol_folder, tiny_settings
-from web.registry import pairs as pair_service
-from web.registry import services as registry
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
 from worker.celery_app import make_celery
 from worker.retraining import RetrainContext
 from worker.retraining_tasks import COLLECT_PAIRS_TASK, RETRAIN_TASK, maybe_trigger, retrain_schedule_entry
@@ -82,7 +82,7 @@ def test_a_succeeded_enhancement_batch_sends_its_jobs_to_pair_collection(monkeyp
 def test_a_run_whose_message_was_lost_does_not_block_the_trigger_for_ever(ctx: RetrainContext, tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from web.models import utcnow
+    from web.core.models import utcnow
 
     with ctx.sessions() as session:
         pair_service.import_folder(session, ctx.storage, ctx.settings, lol_folder(tmp_path / "v", ["9.png"]), True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kombu import Connection
 
-from web.broker import TRAINING_QUEUE, prepare_sqlite_broker, sqlite_broker_path
+from web.core.broker import TRAINING_QUEUE, prepare_sqlite_broker, sqlite_broker_path
 
 PROCESSES = 8
 ROUNDS = 4

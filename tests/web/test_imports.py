@@ -7,8 +7,8 @@ from pathlib import Path
 CHECK = """
 import sys
 from web.app import create_app
-from web.settings import Settings
-import web.cli, web.services.jobs, web.portal, web.api
+from web.core.settings import Settings
+import web.cli, web.core.jobs, web.portal, web.api
 settings = Settings.from_env({}, database_url="sqlite://", secret_key="x", local_storage_dir=sys.argv[1])
 app = create_app(settings)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"tensorflow", "keras", "worker", "torch"})

@@ -12,8 +12,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from web.db import make_engine, upgrade_database
-from web.models import Base
+from web.core.db import make_engine, upgrade_database
+from web.core.models import Base
 
 
 def _diffs(url: str) -> list:

@@ -14,10 +14,10 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fixtures.platform import migrate
-from web.db import make_engine
-from web.models import Job
-from web.settings import Settings
-from web.storage import LocalStorage, job_key
+from web.core.db import make_engine
+from web.core.models import Job
+from web.core.settings import Settings
+from web.core.storage import LocalStorage, job_key
 from worker.runtime import WorkerContext
 
 

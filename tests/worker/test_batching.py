@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.worker.conftest import MakeJob, load_job
-from web.models import Job, utcnow
+from web.core.models import Job, utcnow
 from worker.batching import (
     claim_job,
     claim_queued,

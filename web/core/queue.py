@@ -12,8 +12,8 @@ import threading
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from web.broker import platform_queues, prepare_sqlite_broker
-from web.settings import Settings
+from web.core.broker import platform_queues, prepare_sqlite_broker
+from web.core.settings import Settings
 
 ENHANCE_TASK = "worker.enhance_job"
 # Fail a request fast when the broker is down instead of hanging on kombu's default retries.

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from web.settings import Settings
+from web.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -67,7 +67,7 @@ def get_session() -> Session:
 def _alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root / "migrations"))
     config.attributes["database_url"] = database_url

@@ -127,5 +127,5 @@ class Job(Base):
 
 
 # The retraining domain's rows live in their own module; importing it here puts them on Base.metadata, so
-# Alembic and every process that imports web.models know all the tables.
-from web.registry import models as _registry_models  # noqa: E402, F401
+# Alembic and every process that imports web.core.models know all the tables.
+from web.core.registry import models as _registry_models  # noqa: E402, F401
