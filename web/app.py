@@ -13,9 +13,9 @@ from pathlib import Path
 
 from flask import Flask
 
+from web import request_session
 from web.api import bp as api_bp
 from web.cli import register_commands
-from web.core import db
 from web.core.queue import CeleryEnqueuer
 from web.core.settings import Settings
 from web.core.storage import ObjectStorage, build_storage
@@ -65,7 +65,7 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Strict",
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
-    db.init_app(app, settings)
+    request_session.init_app(app, settings)
     enqueuer = CeleryEnqueuer(settings)
     app.extensions[EXTENSION] = Platform(
         settings=settings,

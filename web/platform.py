@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request, session
 
-from web.core.db import get_session
 from web.core.errors import AuthenticationRequired
 from web.core.models import ApiToken
 from web.core.settings import Settings
 from web.core.storage import ObjectStorage
 from web.core.tokens import authenticate
+from web.request_session import get_session
 
 EXTENSION = "lowlight"
 

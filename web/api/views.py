@@ -7,10 +7,10 @@ from werkzeug.datastructures import FileStorage
 
 from web.api.serializers import download_name, job_to_dict
 from web.core import jobs as job_service
-from web.core.db import get_session
 from web.core.errors import BadRequest, UploadRejected
 from web.core.models import JobStatus
 from web.platform import current_token, platform
+from web.request_session import get_session
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -11,11 +11,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from web.api.serializers import download_name, job_to_dict
 from web.core import jobs as job_service
-from web.core.db import get_session
 from web.core.errors import AuthenticationRequired, JobNotFound
 from web.core.models import ApiToken
 from web.core.tokens import authenticate
 from web.platform import current_token, platform
+from web.request_session import get_session
 
 bp = Blueprint("portal", __name__)
 IMAGE_KINDS = ("input", "reference", "result")

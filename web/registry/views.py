@@ -15,7 +15,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from web.api.serializers import finite, iso
 from web.core.broker import TRAINING_QUEUE
-from web.core.db import get_session
 from web.core.errors import AuthenticationRequired, BadRequest, DomainError
 from web.core.models import ApiToken
 from web.core.queue import CeleryEnqueuer, QueueUnavailable
@@ -25,6 +24,7 @@ from web.core.registry.models import ModelVersion, RunStatus, TrainingRun
 from web.core.settings import Settings
 from web.http_errors import error_response
 from web.platform import current_token, platform
+from web.request_session import get_session
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 portal = Blueprint("registry_portal", __name__)
