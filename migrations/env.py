@@ -6,11 +6,11 @@ Tests (and scripts) can pass a URL explicitly with ``config.attributes["database
 from alembic import context
 
 from web.core.db import make_engine
-from web.core.models import Base
+from web.core.schema import metadata
 from web.core.settings import Settings
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _database_url() -> str:
