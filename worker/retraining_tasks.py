@@ -17,8 +17,8 @@ from web.core.broker import TRAINING_QUEUE
 from web.core.registry import pairs as pair_service
 from web.core.registry import services as registry
 from web.core.settings import Settings
-from worker.retraining import RetrainContext, retrain
-from worker.runtime import get_context
+from worker.context import ContextPerProcess, WorkerContext
+from worker.retraining import retrain
 from worker.tasks import ENHANCE_TASK
 
 RETRAIN_TASK = "worker.retrain"
@@ -26,12 +26,7 @@ COLLECT_PAIRS_TASK = "worker.collect_pairs"
 RETRAIN_TIME_LIMIT_S = 12 * 3600  # a bounded number of steps; this only stops a hung run
 
 
-def retrain_context(settings: Settings) -> RetrainContext:
-    ctx = get_context(settings)
-    return RetrainContext(ctx.settings, ctx.sessions, ctx.storage)
-
-
-def run_retraining(ctx: RetrainContext, run_id: int | None, trigger: str, steps: int | None) -> dict[str, Any]:
+def run_retraining(ctx: WorkerContext, run_id: int | None, trigger: str, steps: int | None) -> dict[str, Any]:
     """What the task does, callable without Celery: create the run if needed, run it, report the decision."""
     if run_id is None:
         with ctx.sessions() as session:
@@ -43,7 +38,7 @@ def run_retraining(ctx: RetrainContext, run_id: int | None, trigger: str, steps:
     return {"run": run.id, "status": run.status, "decision": run.decision, "reason": run.reason}
 
 
-def maybe_trigger(ctx: RetrainContext, send: Any) -> int | None:
+def maybe_trigger(ctx: WorkerContext, send: Any) -> int | None:
     """Start a retraining when enough new pairs wait and none is queued or running; returns its run id."""
     with ctx.sessions() as session:
         if pair_service.count_new(session) < ctx.settings.retrain_min_new_pairs:
@@ -72,19 +67,19 @@ def retrain_schedule_entry(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def register_retraining_tasks(app: Celery, settings: Settings) -> None:
+def register_retraining_tasks(app: Celery, contexts: ContextPerProcess) -> None:
     # A retraining is long and must not run twice: no retries, the lock and the run's row decide.
     limits = {"soft_time_limit": RETRAIN_TIME_LIMIT_S, "time_limit": RETRAIN_TIME_LIMIT_S + 60}
 
     @app.task(name=RETRAIN_TASK, shared=False, **limits)
     def retrain_task(run_id: int | None = None, trigger: str = "schedule", steps: int | None = None) -> dict[str, Any]:
-        return run_retraining(retrain_context(settings), run_id, trigger, steps)
+        return run_retraining(contexts.get(), run_id, trigger, steps)
 
     @app.task(name=COLLECT_PAIRS_TASK, shared=False)
     def collect_pairs(job_ids: list[int] | None = None) -> dict[str, Any]:
-        ctx = retrain_context(settings)
+        ctx = contexts.get()
         with ctx.sessions() as session:
-            created = pair_service.collect_from_jobs(session, ctx.storage, settings, job_ids)
+            created = pair_service.collect_from_jobs(session, ctx.storage, ctx.settings, job_ids)
         run_id = maybe_trigger(ctx, lambda rid: retrain_task.apply_async(kwargs={"run_id": rid, "trigger": "pairs"}))
         return {"pairs": [pair.id for pair in created], "retraining_run": run_id}
 

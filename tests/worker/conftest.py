@@ -18,7 +18,7 @@ from web.core.db import make_engine
 from web.core.models import Job
 from web.core.settings import Settings
 from web.core.storage import LocalStorage, job_key
-from worker.runtime import WorkerContext
+from worker.context import WorkerContext
 
 
 def png_bytes(width: int = 48, height: int = 32, seed: int = 0) -> bytes:

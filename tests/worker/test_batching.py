@@ -21,7 +21,7 @@ from worker.batching import (
     lease_seconds,
     lost_message_after_s,
 )
-from worker.runtime import WorkerContext
+from worker.context import WorkerContext
 
 pytestmark = pytest.mark.integration
 

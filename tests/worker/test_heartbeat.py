@@ -13,8 +13,8 @@ from tests.worker.conftest import MakeJob, load_job
 from web.core.models import Job, utcnow
 from worker import services
 from worker.batching import claim_job
+from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat, touch
-from worker.runtime import WorkerContext
 
 pytestmark = pytest.mark.integration
 
