@@ -79,3 +79,31 @@ def test_our_modules_import_each_other_without_a_circle() -> None:
     graph = {name: imported_by(name, path, modules) for name, path in modules.items()}
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+# Who may import whom (docs/ARCHITECTURE.md): the parts of ours each part may import, the most specific part first.
+MAY_IMPORT = {
+    "mirnet": ("mirnet",),  # the model package imports nothing of ours
+    "web.core": ("web.core", "mirnet"),  # the shared core: no HTTP layer (and, tested apart, no Flask)
+    "web": ("web", "mirnet"),  # the HTTP layer sends tasks by name, never imports the worker
+    "worker": ("worker", "web.core", "mirnet"),  # the worker uses the core, not the HTTP layer
+}
+
+
+def _inside(module: str, part: str) -> bool:
+    return module == part or module.startswith(part + ".")
+
+
+def _part(module: str) -> str:
+    return next(part for part in MAY_IMPORT if _inside(module, part))
+
+
+def test_each_part_imports_only_what_it_may() -> None:
+    modules = our_modules()
+    crossings = [
+        f"{name} imports {target}"
+        for name, path in modules.items()
+        for target in sorted(imported_by(name, path, modules))
+        if not any(_inside(target, allowed) for allowed in MAY_IMPORT[_part(name)])
+    ]
+    assert crossings == []
