@@ -22,18 +22,18 @@ from celery.signals import worker_init, worker_process_init, worker_shutting_dow
 from kombu import Queue
 
 from web.core.broker import TRAINING_QUEUE, platform_queues, prepare_sqlite_broker
+from web.core.queue import ENHANCE_TASK, RETRAIN_TASK
 from web.core.settings import Settings
 from worker.beat import beat_schedule
 from worker.context import ContextPerProcess
 from worker.model import EXIT_MODEL_LOAD_FAILED, load_or_stop_worker
 from worker.retraining_tasks import (
     COLLECT_PAIRS_TASK,
-    RETRAIN_TASK,
     register_retraining_tasks,
     retrain_schedule_entry,
     send_pairs_after_enhancement,
 )
-from worker.tasks import ENHANCE_TASK, RECOVER_TASK, register_tasks
+from worker.tasks import RECOVER_TASK, register_tasks
 
 # Loading TensorFlow and a model in a fresh pool process takes longer than Celery's default 4 s.
 PROCESS_START_TIMEOUT_S = 300

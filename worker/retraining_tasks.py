@@ -14,14 +14,13 @@ from celery import Celery
 from celery.schedules import crontab
 
 from web.core.broker import TRAINING_QUEUE
+from web.core.queue import ENHANCE_TASK, RETRAIN_TASK
 from web.core.registry import pairs as pair_service
 from web.core.registry import services as registry
 from web.core.settings import Settings
 from worker.context import ContextPerProcess, WorkerContext
 from worker.retraining import retrain
-from worker.tasks import ENHANCE_TASK
 
-RETRAIN_TASK = "worker.retrain"
 COLLECT_PAIRS_TASK = "worker.collect_pairs"
 RETRAIN_TIME_LIMIT_S = 12 * 3600  # a bounded number of steps; this only stops a hung run
 

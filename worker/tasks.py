@@ -6,6 +6,7 @@ import logging
 
 from celery import Celery, Task
 
+from web.core.queue import ENHANCE_TASK
 from web.core.storage import StorageUnavailable
 from worker import services
 from worker.batching import lease_seconds, lost_message_after_s, max_attempts
@@ -14,7 +15,6 @@ from worker.jobstate import recover_stale
 
 log = logging.getLogger(__name__)
 
-ENHANCE_TASK = "worker.enhance_job"
 RECOVER_TASK = "worker.recover_stale_jobs"
 
 

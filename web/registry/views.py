@@ -17,7 +17,7 @@ from web.api.serializers import finite, iso
 from web.core.broker import TRAINING_QUEUE
 from web.core.errors import AuthenticationRequired, BadRequest, DomainError
 from web.core.models import ApiToken
-from web.core.queue import CeleryEnqueuer, QueueUnavailable
+from web.core.queue import RETRAIN_TASK, CeleryEnqueuer, QueueUnavailable
 from web.core.registry import pairs as pair_service
 from web.core.registry import services as registry
 from web.core.registry.models import ModelVersion, RunStatus, TrainingRun
@@ -30,7 +30,6 @@ api = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 portal = Blueprint("registry_portal", __name__)
 
 SEND_RETRAIN = "registry_send_retrain"
-RETRAIN_TASK = "worker.retrain"
 
 
 class AdminRequired(DomainError):
