@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import task_success
 
 from web.core.broker import TRAINING_QUEUE
 from web.core.queue import ENHANCE_TASK, RETRAIN_TASK
@@ -49,6 +50,13 @@ def maybe_trigger(ctx: WorkerContext, send: Any) -> int | None:
     return run.id
 
 
+def collect_pairs_and_trigger(ctx: WorkerContext, job_ids: list[int] | None, send: Any) -> dict[str, Any]:
+    """What the pairs task does: turn succeeded contributed jobs into pairs, then maybe start a retraining."""
+    with ctx.sessions() as session:
+        created = pair_service.collect_from_jobs(session, ctx.storage, ctx.settings, job_ids)
+    return {"pairs": [pair.id for pair in created], "retraining_run": maybe_trigger(ctx, send)}
+
+
 def retrain_schedule_entry(settings: Settings) -> dict[str, dict[str, Any]]:
     """Beat's entry for RETRAIN_SCHEDULE (none when it is empty)."""
     fields = settings.retrain_schedule.split()
@@ -76,16 +84,14 @@ def register_retraining_tasks(app: Celery, contexts: ContextPerProcess) -> None:
 
     @app.task(name=COLLECT_PAIRS_TASK, shared=False)
     def collect_pairs(job_ids: list[int] | None = None) -> dict[str, Any]:
-        ctx = contexts.get()
-        with ctx.sessions() as session:
-            created = pair_service.collect_from_jobs(session, ctx.storage, ctx.settings, job_ids)
-        run_id = maybe_trigger(ctx, lambda rid: retrain_task.apply_async(kwargs={"run_id": rid, "trigger": "pairs"}))
-        return {"pairs": [pair.id for pair in created], "retraining_run": run_id}
+        def send(run_id: int) -> None:
+            retrain_task.apply_async(kwargs={"run_id": run_id, "trigger": "pairs"})
+
+        return collect_pairs_and_trigger(contexts.get(), job_ids, send)
 
 
 def send_pairs_after_enhancement(app: Celery) -> None:
     """After each enhancement batch, the training queue turns its succeeded contributed jobs into pairs."""
-    from celery.signals import task_success
 
     def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
         if getattr(sender, "name", None) == ENHANCE_TASK and isinstance(result, dict) and result.get("succeeded"):
