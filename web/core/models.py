@@ -124,4 +124,3 @@ class Job(Base):
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.status}>"
-
