@@ -1,16 +1,16 @@
-"""Alembic environment: the URL comes from DATABASE_URL through web.settings.Settings.
+"""Alembic environment: the URL comes from DATABASE_URL through web.core.settings.Settings.
 
 Tests (and scripts) can pass a URL explicitly with ``config.attributes["database_url"]``.
 """
 
 from alembic import context
 
-from web.db import make_engine
-from web.models import Base
-from web.settings import Settings
+from web.core.db import make_engine
+from web.core.schema import metadata
+from web.core.settings import Settings
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _database_url() -> str:

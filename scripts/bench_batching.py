@@ -23,7 +23,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from web.settings import Settings  # noqa: E402
+from web.core.settings import Settings  # noqa: E402
 
 DEFAULT_IMAGES = REPO_ROOT.parent / "shared" / "data" / "lol" / "sample" / "low"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from web.settings import Settings  # noqa: E402
+from web.core.settings import Settings  # noqa: E402
 
 STOP_TIMEOUT_S = 30
 

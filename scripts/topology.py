@@ -47,7 +47,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from tests.fixtures.platform import WorkerProcess, migrate, settings_env, start_worker, write_tiny_model  # noqa: E402
 from tests.fixtures.services import free_port, postgres_database  # noqa: E402
-from web.settings import Settings  # noqa: E402
+from web.core.settings import Settings  # noqa: E402
 
 FINAL = ("succeeded", "failed", "canceled")
 CLAIMED = re.compile(r"job \d+: claimed a batch of \d+: jobs \[([\d, ]+)\]")

@@ -12,7 +12,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from web.app import create_app
-from web.settings import Settings
+from web.core.settings import Settings
 
 
 class _Gunicorn(BaseApplication):

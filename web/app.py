@@ -13,18 +13,18 @@ from pathlib import Path
 
 from flask import Flask
 
-from web import db
+from web import request_session
 from web.api import bp as api_bp
 from web.cli import register_commands
+from web.core.queue import CeleryEnqueuer
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage, build_storage
 from web.health import bp as health_bp
 from web.http_errors import register_error_handlers
 from web.metrics import make_registry
 from web.platform import EXTENSION, Platform
 from web.portal import bp as portal_bp
-from web.queue import CeleryEnqueuer
 from web.registry import views as registry_views
-from web.settings import Settings
-from web.storage import ObjectStorage, build_storage
 
 # Room for the image, the reference and the multipart overhead; each file is also checked on its own.
 MULTIPART_OVERHEAD = 2**20
@@ -65,7 +65,7 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Strict",
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
-    db.init_app(app, settings)
+    request_session.init_app(app, settings)
     enqueuer = CeleryEnqueuer(settings)
     app.extensions[EXTENSION] = Platform(
         settings=settings,

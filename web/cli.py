@@ -10,9 +10,9 @@ import click
 from flask import Flask, current_app, has_app_context
 from sqlalchemy.orm import Session, sessionmaker
 
-from web.db import make_session_factory, upgrade_database
-from web.services.tokens import create_token
-from web.settings import Settings
+from web.core.db import make_session_factory, upgrade_database
+from web.core.settings import Settings
+from web.core.tokens import create_token
 
 
 def _settings() -> Settings:

@@ -10,10 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from web.db import get_session
+from web.core.queue import QueueUnavailable
+from web.core.storage import StorageUnavailable
 from web.platform import platform
-from web.queue import QueueUnavailable
-from web.storage import StorageUnavailable
+from web.request_session import get_session
 
 bp = Blueprint("health", __name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")

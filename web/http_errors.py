@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from web.errors import (
+from web.core.errors import (
     AuthenticationRequired,
     BadRequest,
     DomainError,
@@ -15,8 +15,8 @@ from web.errors import (
     ResultNotAvailable,
     UploadRejected,
 )
-from web.queue import QueueUnavailable
-from web.storage import StorageUnavailable
+from web.core.queue import QueueUnavailable
+from web.core.storage import StorageUnavailable
 
 # Upload codes: the body is too big (413); it is not an image type we take (415); it claims to be an image
 # but cannot be used (422).

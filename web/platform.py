@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request, session
 
-from web.db import get_session
-from web.errors import AuthenticationRequired
-from web.models import ApiToken
-from web.services.tokens import authenticate
-from web.settings import Settings
-from web.storage import ObjectStorage
+from web.core.errors import AuthenticationRequired
+from web.core.models import ApiToken
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage
+from web.core.tokens import authenticate
+from web.request_session import get_session
 
 EXTENSION = "lowlight"
 

@@ -9,5 +9,6 @@ How a job gets done exactly once, although messages are delivered at least once:
   model together, store the results, score them against references (``scoring``), and end each claim with a
   fenced write (``jobstate``) while a heartbeat keeps the claims' leases alive (``heartbeat``).
 - ``jobstate.recover_stale``: jobs whose worker died (lease expired) go back to the queue; ``beat`` runs it.
-- ``model`` and ``runtime``: what each worker process loads once (model, database engine, storage client).
+- ``context`` and ``model``: what each worker process holds, one ``WorkerContext`` for every task (database
+  sessions, storage client, and the served model, loaded once and switched between batches).
 """

@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from web.models import Job, JobStatus, utcnow
-from web.settings import Settings
+from web.core.models import Job, JobStatus, utcnow
+from web.core.settings import Settings
 
 POLL_INTERVAL_S = 0.025
 MIN_LEASE_S, MAX_LEASE_S = 10.0, 30.0

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from web.settings import Settings
+from web.core.settings import Settings
+from worker.batching import lease_seconds
+from worker.tasks import RECOVER_TASK
 
 
 def recover_interval_s(settings: Settings) -> float:
     """Twice per lease (every 15 s with the 30 s lease), so a dead worker's jobs wait at most 1.5 leases."""
-    from worker.batching import lease_seconds
-
     return lease_seconds(settings) / 2
 
 
 def beat_schedule(settings: Settings, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {
         "recover-stale-jobs": {
-            "task": "worker.recover_stale_jobs",
+            "task": RECOVER_TASK,
             "schedule": recover_interval_s(settings),
             "options": {"queue": settings.queue_name, "expires": recover_interval_s(settings)},
         },

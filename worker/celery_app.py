@@ -11,25 +11,29 @@ No result backend: clients read the job row.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_shutting_down
 from kombu import Queue
 
-from web.broker import TRAINING_QUEUE, platform_queues, prepare_sqlite_broker
-from web.settings import Settings
-from worker import model
+from web.core.broker import TRAINING_QUEUE, platform_queues, prepare_sqlite_broker
+from web.core.queue import ENHANCE_TASK, RETRAIN_TASK
+from web.core.settings import Settings
 from worker.beat import beat_schedule
+from worker.context import ContextPerProcess
+from worker.model import EXIT_MODEL_LOAD_FAILED, load_or_stop_worker
 from worker.retraining_tasks import (
     COLLECT_PAIRS_TASK,
-    RETRAIN_TASK,
     register_retraining_tasks,
     retrain_schedule_entry,
     send_pairs_after_enhancement,
 )
-from worker.tasks import ENHANCE_TASK, RECOVER_TASK, register_tasks
+from worker.tasks import RECOVER_TASK, register_tasks
 
 # Loading TensorFlow and a model in a fresh pool process takes longer than Celery's default 4 s.
 PROCESS_START_TIMEOUT_S = 300
@@ -44,8 +48,10 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return {}
 
 
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app wired to ``settings``, with the platform's tasks registered."""
+def make_celery(settings: Settings, contexts: ContextPerProcess | None = None) -> Celery:
+    """A Celery app wired to ``settings``, with the platform's tasks registered; they get their worker context
+    from ``contexts`` (a fresh one unless given)."""
+    contexts = contexts or ContextPerProcess(settings)
     prepare_sqlite_broker(settings.broker_url, platform_queues(settings))
     app = Celery("lowlight", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
@@ -74,29 +80,34 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
-    register_tasks(app, settings)
-    register_retraining_tasks(app, settings)
+    register_tasks(app, contexts)
+    register_retraining_tasks(app, contexts)
     return app
 
 
-_worker: Any = None
-_worker_pid: int | None = None
+@dataclass
+class _WorkerStart:
+    """What the signal handlers of one worker share: the worker (set in the parent) and a flag that a pool
+    child sets when it cannot load the model (created before the children fork, so they share it)."""
+
+    failed: Synchronized
+    worker: Any = None
+    worker_pid: int | None = None
 
 
-def connect_worker_signals(settings: Settings) -> None:
+def connect_worker_signals(contexts: ContextPerProcess) -> None:
     """Load the model in each pool process; exit non-zero if it cannot be loaded. Once per process."""
+    start = _WorkerStart(failed=multiprocessing.Value("b", 0, lock=False))
 
     def remember_worker(sender: Any = None, **_: Any) -> None:
-        global _worker, _worker_pid
-        _worker, _worker_pid = sender, os.getpid()
+        start.worker, start.worker_pid = sender, os.getpid()
 
     def load_model_in_child(**_: Any) -> None:
-        model.load_in_child_or_stop_worker(settings, in_main_process=os.getpid() == _worker_pid)
+        load_or_stop_worker(contexts.get().model, start.failed, in_main_process=os.getpid() == start.worker_pid)
 
     def exit_loudly_if_model_failed(**_: Any) -> None:
-        code = model.exit_code_for_parent()
-        if code is not None and _worker is not None:
-            _worker.exitcode = code
+        if start.failed.value and start.worker is not None:
+            start.worker.exitcode = EXIT_MODEL_LOAD_FAILED
 
     # weak=False: these closures must live as long as the process.
     worker_init.connect(remember_worker, weak=False)
@@ -104,7 +115,7 @@ def connect_worker_signals(settings: Settings) -> None:
     worker_shutting_down.connect(exit_loudly_if_model_failed, weak=False)
 
 
-_settings = Settings.from_env()
-app = make_celery(_settings)
-connect_worker_signals(_settings)
+_contexts = ContextPerProcess(Settings.from_env())
+app = make_celery(_contexts.settings, _contexts)
+connect_worker_signals(_contexts)
 send_pairs_after_enhancement(app)

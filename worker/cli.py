@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _platform() -> tuple[Any, Any, Any]:
-    from web.db import make_session_factory, require_current_schema
-    from web.settings import Settings
-    from web.storage import build_storage
+    from web.core.db import make_session_factory, require_current_schema
+    from web.core.settings import Settings
+    from web.core.storage import build_storage
 
     settings = Settings.from_env()
     require_current_schema(settings.database_url)
@@ -60,7 +60,7 @@ def _platform() -> tuple[Any, Any, Any]:
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    from web.registry import pairs as pair_service
+    from web.core.registry import pairs as pair_service
 
     settings, sessions, storage = _platform()
     with sessions() as session:
@@ -89,7 +89,7 @@ def run_retrain(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from web.registry import services as registry
+    from web.core.registry import services as registry
 
     _, sessions, storage = _platform()
     with sessions() as session:
@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in PLATFORM_COMMANDS:
         return model_cli.main(argv)
-    from web.db import SchemaNotCurrent
-    from web.errors import DomainError
-    from web.registry.pairs import PairRejected
+    from web.core.db import SchemaNotCurrent
+    from web.core.errors import DomainError
+    from web.core.registry.pairs import PairRejected
 
     handlers = {"pairs": run_pairs, "retrain": run_retrain, "models": run_models}
     try:

@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from web.models import Job, utcnow
+from web.core.models import Job, utcnow
 from worker.batching import PROCESSING, ClaimedJob
 
 log = logging.getLogger(__name__)

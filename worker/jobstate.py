@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from web.models import Job, JobStatus, utcnow
+from web.core.models import Job, JobStatus, utcnow
 from worker.batching import PROCESSING, QUEUED, ClaimedJob
 
 log = logging.getLogger(__name__)

@@ -5,26 +5,28 @@ tier sending tasks) stays free of it. Under the prefork pool, ``worker_process_i
 child right after the fork; if that fails, the child tells the parent to shut down and the whole worker exits
 non-zero with the reason in the log, instead of starting and then failing every job it is given.
 
-The model registry (``web.registry``) decides which version runs once it has one: the first load registers
-the configured model as the first version, and before every batch ``get_enhancer`` checks the active version
-and loads a new one once, between batches. A version that cannot be loaded is logged and the current one
+The model registry (``web.core.registry``) decides which version runs once it has one: the first load registers
+the configured model as the first version, and before every batch ``ServedModel.current`` checks the active
+version and loads a new one once, between batches. A version that cannot be loaded is logged and the current one
 keeps working, so no job fails during a switch.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 import tempfile
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
-from web.settings import Settings
-from web.storage import StorageUnavailable
+from web.core.registry import services as registry
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage, StorageUnavailable
 
 if TYPE_CHECKING:
     from mirnet.inference import Enhancer
@@ -32,11 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_MODEL_LOAD_FAILED = 3
-
-_enhancer: Enhancer | None = None
-_enhancer_pid: int | None = None
-# Shared with the pool children (created before they fork): set when one of them could not load the model.
-model_load_failed = multiprocessing.Value("b", 0, lock=False)
 
 
 class ModelUnavailable(RuntimeError):
@@ -58,7 +55,10 @@ def load_enhancer(settings: Settings, path: str | None = None, version: str | No
         loaded.version = version
     try:
         return Enhancer(
-            loaded, precision=settings.precision, views=settings.views, tile=settings.tile,
+            loaded,
+            precision=settings.precision,
+            views=settings.views,
+            tile=settings.tile,
             batch_size=settings.max_batch,
         )
     except ValueError as exc:
@@ -67,112 +67,95 @@ def load_enhancer(settings: Settings, path: str | None = None, version: str | No
         raise ModelUnavailable(f"model {name!r} cannot run with {options}: {exc}") from exc
 
 
-def get_enhancer(settings: Settings) -> Enhancer:
-    """This process's enhancer, loaded on the first call (a forked child never reuses its parent's), and
-    replaced once when the registry's active version changes."""
-    global _enhancer, _enhancer_pid
-    active = _active_version(settings)
-    if _enhancer is None or _enhancer_pid != os.getpid():
-        _enhancer = _load_active(settings, active) if active else _load_configured(settings)
-        _enhancer_pid = os.getpid()
-        log.info(
-            "loaded model %s from %s in pid %s (%s, %d view(s))",
-            _enhancer.loaded.version,
-            _enhancer.loaded.source,
-            _enhancer_pid,
-            _enhancer.precision,
-            _enhancer.views,
-        )
-    elif active is not None and active[0] not in (_enhancer.loaded.version, _unloadable):
-        _switch(settings, active)
-    return _enhancer
+class ServedModel:
+    """The model one worker process serves: loaded on first use, and replaced once when the registry's active
+    version changes. Each process builds its own (see ``worker.context``), so a forked child never reuses its
+    parent's."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], storage: ObjectStorage) -> None:
+        self.settings, self.sessions, self.storage = settings, sessions, storage
+        self.enhancer: Enhancer | None = None
+        self.unloadable: str | None = None  # a version that failed to load here is not tried before every batch
+        self.download_dir: Path | None = None
+
+    def current(self) -> Enhancer:
+        """The enhancer to run the next batch with (checks the registry's active version first)."""
+        active = self._active_version()
+        if self.enhancer is None:
+            self.enhancer = self._load_active(active) if active else self._load_configured()
+            log.info(
+                "loaded model %s from %s in pid %s (%s, %d view(s))",
+                self.enhancer.loaded.version,
+                self.enhancer.loaded.source,
+                os.getpid(),
+                self.enhancer.precision,
+                self.enhancer.views,
+            )
+        elif active is not None and active[0] not in (self.enhancer.loaded.version, self.unloadable):
+            self._switch(active)
+        return self.enhancer
+
+    def _switch(self, active: tuple[str, str, str]) -> None:
+        previous = self.enhancer
+        try:
+            self.enhancer = self._load_active(active)
+        except ModelUnavailable as exc:
+            self.unloadable = active[0]
+            log.error("cannot switch to model %s, keeping %s: %s", active[0], previous.loaded.version, exc)
+            return
+        log.info("switched to model %s in pid %s", self.enhancer.loaded.version, os.getpid())
+        source = Path(previous.loaded.source)
+        if self.download_dir is not None and source.parent == self.download_dir:
+            source.unlink(missing_ok=True)
+            source.with_suffix(".json").unlink(missing_ok=True)
+
+    def _active_version(self) -> tuple[str, str, str] | None:
+        """(version, model key, card key) of the registry's active version; None when there is none or the
+        database cannot say (the current model keeps working)."""
+        try:
+            with self.sessions() as session:
+                row = registry.active_version(session)
+                return (row.version, row.storage_key, row.card_key) if row else None
+        except SQLAlchemyError as exc:
+            log.warning("model registry unavailable, keeping the current model: %s", str(exc).splitlines()[0])
+            return None
+
+    def _load_configured(self) -> Enhancer:
+        """The configured model, registered as the first version when the registry is empty."""
+        enhancer = load_enhancer(self.settings)
+        try:
+            with self.sessions() as session:
+                registry.register_initial(session, self.storage, enhancer.loaded.source)
+        except (SQLAlchemyError, StorageUnavailable) as exc:
+            log.warning("could not register model %s: %s", enhancer.loaded.version, str(exc).splitlines()[0])
+        return enhancer
+
+    def _load_active(self, active: tuple[str, str, str]) -> Enhancer:
+        """Fetch a registry version's file and card from storage into this process's folder and load it."""
+        version, model_key, card_key = active
+        if self.download_dir is None:
+            self.download_dir = Path(tempfile.mkdtemp(prefix=f"lowlight-models-{os.getpid()}-"))
+        path = self.download_dir / f"{version}.keras"
+        try:
+            path.write_bytes(self.storage.get_bytes(model_key))
+            path.with_suffix(".json").write_bytes(self.storage.get_bytes(card_key))
+        except (StorageUnavailable, FileNotFoundError) as exc:
+            raise ModelUnavailable(f"model version {version!r} cannot be fetched from storage: {exc}") from exc
+        return load_enhancer(self.settings, str(path), version)
 
 
-_unloadable: str | None = None  # a version that failed to load here is not tried again before every batch
-
-
-def _switch(settings: Settings, active: tuple[str, str, str]) -> None:
-    global _enhancer, _unloadable
-    previous = _enhancer
-    try:
-        _enhancer = _load_active(settings, active)
-    except ModelUnavailable as exc:
-        _unloadable = active[0]
-        log.error("cannot switch to model %s, keeping %s: %s", active[0], previous.loaded.version, exc)
-        return
-    log.info("switched to model %s in pid %s", _enhancer.loaded.version, _enhancer_pid)
-    if previous is not None and _download_dir is not None and Path(previous.loaded.source).parent == _download_dir:
-        Path(previous.loaded.source).unlink(missing_ok=True)
-        Path(previous.loaded.source).with_suffix(".json").unlink(missing_ok=True)
-
-
-def _active_version(settings: Settings) -> tuple[str, str, str] | None:
-    """(version, model key, card key) of the registry's active version; None when there is none or the
-    database cannot say (the current model keeps working)."""
-    from web.registry import services as registry
-    from worker.runtime import get_context
-
-    try:
-        with get_context(settings).sessions() as session:
-            row = registry.active_version(session)
-            return (row.version, row.storage_key, row.card_key) if row else None
-    except SQLAlchemyError as exc:
-        log.warning("model registry unavailable, keeping the current model: %s", str(exc).splitlines()[0])
-        return None
-
-
-def _load_configured(settings: Settings) -> Enhancer:
-    """The configured model, registered as the first version when the registry is empty."""
-    from web.registry import services as registry
-    from worker.runtime import get_context
-
-    enhancer = load_enhancer(settings)
-    ctx = get_context(settings)
-    try:
-        with ctx.sessions() as session:
-            registry.register_initial(session, ctx.storage, enhancer.loaded.source)
-    except (SQLAlchemyError, StorageUnavailable) as exc:
-        log.warning("could not register model %s: %s", enhancer.loaded.version, str(exc).splitlines()[0])
-    return enhancer
-
-
-_download_dir: Path | None = None
-
-
-def _load_active(settings: Settings, active: tuple[str, str, str]) -> Enhancer:
-    """Fetch a registry version's file and card from storage into this process's folder and load it."""
-    global _download_dir
-    from worker.runtime import get_context
-
-    version, model_key, card_key = active
-    if _download_dir is None:
-        _download_dir = Path(tempfile.mkdtemp(prefix=f"lowlight-models-{os.getpid()}-"))
-    storage = get_context(settings).storage
-    path = _download_dir / f"{version}.keras"
-    try:
-        path.write_bytes(storage.get_bytes(model_key))
-        path.with_suffix(".json").write_bytes(storage.get_bytes(card_key))
-    except (StorageUnavailable, FileNotFoundError) as exc:
-        raise ModelUnavailable(f"model version {version!r} cannot be fetched from storage: {exc}") from exc
-    return load_enhancer(settings, str(path), version)
-
-
-def load_in_child_or_stop_worker(settings: Settings, in_main_process: bool = False) -> None:
+def load_or_stop_worker(model: ServedModel, failed: Synchronized, in_main_process: bool = False) -> None:
     """Called in each new pool process: load now, or make the whole worker exit loudly.
 
-    ``in_main_process``: the solo pool runs tasks in the worker itself, which can simply exit.
+    ``failed`` is shared with the parent (created before the fork): set here, it tells the parent which exit
+    code to use. ``in_main_process``: the solo pool runs tasks in the worker itself, which can simply exit.
     """
     try:
-        get_enhancer(settings)
+        model.current()
     except ModelUnavailable as exc:
         log.critical("worker cannot start: %s", exc)
         if in_main_process:
             raise SystemExit(EXIT_MODEL_LOAD_FAILED) from exc
-        model_load_failed.value = 1
-        os.kill(os.getppid(), signal.SIGQUIT)  # cold shutdown of the parent; see exit_code_for_parent
+        failed.value = 1
+        os.kill(os.getppid(), signal.SIGQUIT)  # cold shutdown of the parent; see worker.celery_app
         os._exit(EXIT_MODEL_LOAD_FAILED)
-
-
-def exit_code_for_parent() -> int | None:
-    """The exit code the parent must use because a child could not load the model, if that happened."""
-    return EXIT_MODEL_LOAD_FAILED if model_load_failed.value else None

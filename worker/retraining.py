@@ -1,7 +1,7 @@
 """The retraining service: fine-tune the active model on new pairs plus a replay sample, measure candidate and
 active on the holdout in the same run, and let the gate promote the candidate or keep it with the reason.
 
-Only one retraining runs at a time (``web.registry.lock``): the lock is renewed at every progress report, so a
+Only one retraining runs at a time (``web.core.registry.lock``): the lock is renewed at every progress report, so a
 trainer that crashes stops holding it after ``RETRAIN_LOCK_TTL_S``. Runs whose trainer died are marked failed
 by the next run that gets the lock. TensorFlow is imported inside the functions that train and evaluate.
 """
@@ -13,22 +13,22 @@ import logging
 import random
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from mirnet.choices import DEFAULT_PIXEL_LOSS
-from web.models import utcnow
-from web.registry import lock
-from web.registry import pairs as pair_service
-from web.registry import services as registry
-from web.registry.models import ModelVersion, Pair, RunStatus, TrainingRun
-from web.settings import Settings
-from web.storage import ObjectStorage
+from web.core.models import utcnow
+from web.core.registry import lock
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
+from web.core.registry.models import ModelVersion, Pair, RunStatus, TrainingRun
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage
+from worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,7 @@ class LockLost(RuntimeError):
     """The retraining lock expired while this run trained (it was stalled longer than the TTL)."""
 
 
-@dataclass
-class RetrainContext:
-    settings: Settings
-    sessions: sessionmaker[Session]
-    storage: ObjectStorage
-
-
-def retrain(ctx: RetrainContext, run_id: int) -> TrainingRun:
+def retrain(ctx: WorkerContext, run_id: int) -> TrainingRun:
     """Run training run ``run_id`` if the lock is free; otherwise mark it skipped. Returns the final row."""
     owner = f"run-{run_id}"
     with ctx.sessions() as session:
@@ -69,7 +62,7 @@ def retrain(ctx: RetrainContext, run_id: int) -> TrainingRun:
             lock.release(session, owner)
 
 
-def _fail_orphaned_runs(ctx: RetrainContext, session: Session, run_id: int) -> None:
+def _fail_orphaned_runs(ctx: WorkerContext, session: Session, run_id: int) -> None:
     """Runs still 'running' while we hold the lock belong to a trainer that died; runs queued for longer than
     the lock's TTL lost their message."""
     now = utcnow()
@@ -93,7 +86,7 @@ def _fail_orphaned_runs(ctx: RetrainContext, session: Session, run_id: int) -> N
     session.commit()
 
 
-def _run(ctx: RetrainContext, session: Session, run: TrainingRun, owner: str) -> TrainingRun:
+def _run(ctx: WorkerContext, session: Session, run: TrainingRun, owner: str) -> TrainingRun:
     settings = ctx.settings
     pair_service.collect_from_jobs(session, ctx.storage, settings)
     active = registry.active_version(session) or _register_configured(ctx, session)
@@ -125,7 +118,7 @@ def _run(ctx: RetrainContext, session: Session, run: TrainingRun, owner: str) ->
         return _decide(ctx, session, run, active, candidate_path, active_scores, candidate_scores, lineage, new)
 
 
-def _register_configured(ctx: RetrainContext, session: Session) -> ModelVersion | None:
+def _register_configured(ctx: WorkerContext, session: Session) -> ModelVersion | None:
     """An empty registry (no worker has started yet) gets the configured model, as a worker would register it."""
     from mirnet.models import ModelLoadError, resolve_model_path
 
@@ -144,7 +137,7 @@ def _replay_sample(earlier: list[Pair], new_count: int, settings: Settings, seed
 
 
 def _decide(
-    ctx: RetrainContext,
+    ctx: WorkerContext,
     session: Session,
     run: TrainingRun,
     active: ModelVersion,
@@ -192,7 +185,7 @@ def _decide(
 class _Progress:
     """Writes step, loss and ETA on the run's row, and renews the lock, a few times per run."""
 
-    def __init__(self, ctx: RetrainContext, session: Session, run: TrainingRun, owner: str) -> None:
+    def __init__(self, ctx: WorkerContext, session: Session, run: TrainingRun, owner: str) -> None:
         self.ctx, self.session, self.run, self.owner = ctx, session, run, owner
         self.started = time.monotonic()
 

@@ -12,26 +12,21 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import task_success
 
-from web.broker import TRAINING_QUEUE
-from web.registry import pairs as pair_service
-from web.registry import services as registry
-from web.settings import Settings
-from worker.retraining import RetrainContext, retrain
-from worker.runtime import get_context
-from worker.tasks import ENHANCE_TASK
+from web.core.broker import TRAINING_QUEUE
+from web.core.queue import ENHANCE_TASK, RETRAIN_TASK
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
+from web.core.settings import Settings
+from worker.context import ContextPerProcess, WorkerContext
+from worker.retraining import retrain
 
-RETRAIN_TASK = "worker.retrain"
 COLLECT_PAIRS_TASK = "worker.collect_pairs"
 RETRAIN_TIME_LIMIT_S = 12 * 3600  # a bounded number of steps; this only stops a hung run
 
 
-def retrain_context(settings: Settings) -> RetrainContext:
-    ctx = get_context(settings)
-    return RetrainContext(ctx.settings, ctx.sessions, ctx.storage)
-
-
-def run_retraining(ctx: RetrainContext, run_id: int | None, trigger: str, steps: int | None) -> dict[str, Any]:
+def run_retraining(ctx: WorkerContext, run_id: int | None, trigger: str, steps: int | None) -> dict[str, Any]:
     """What the task does, callable without Celery: create the run if needed, run it, report the decision."""
     if run_id is None:
         with ctx.sessions() as session:
@@ -43,7 +38,7 @@ def run_retraining(ctx: RetrainContext, run_id: int | None, trigger: str, steps:
     return {"run": run.id, "status": run.status, "decision": run.decision, "reason": run.reason}
 
 
-def maybe_trigger(ctx: RetrainContext, send: Any) -> int | None:
+def maybe_trigger(ctx: WorkerContext, send: Any) -> int | None:
     """Start a retraining when enough new pairs wait and none is queued or running; returns its run id."""
     with ctx.sessions() as session:
         if pair_service.count_new(session) < ctx.settings.retrain_min_new_pairs:
@@ -53,6 +48,13 @@ def maybe_trigger(ctx: RetrainContext, send: Any) -> int | None:
         run = registry.create_run(session, ctx.settings, "pairs")
     send(run.id)
     return run.id
+
+
+def collect_pairs_and_trigger(ctx: WorkerContext, job_ids: list[int] | None, send: Any) -> dict[str, Any]:
+    """What the pairs task does: turn succeeded contributed jobs into pairs, then maybe start a retraining."""
+    with ctx.sessions() as session:
+        created = pair_service.collect_from_jobs(session, ctx.storage, ctx.settings, job_ids)
+    return {"pairs": [pair.id for pair in created], "retraining_run": maybe_trigger(ctx, send)}
 
 
 def retrain_schedule_entry(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -72,26 +74,24 @@ def retrain_schedule_entry(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def register_retraining_tasks(app: Celery, settings: Settings) -> None:
+def register_retraining_tasks(app: Celery, contexts: ContextPerProcess) -> None:
     # A retraining is long and must not run twice: no retries, the lock and the run's row decide.
     limits = {"soft_time_limit": RETRAIN_TIME_LIMIT_S, "time_limit": RETRAIN_TIME_LIMIT_S + 60}
 
     @app.task(name=RETRAIN_TASK, shared=False, **limits)
     def retrain_task(run_id: int | None = None, trigger: str = "schedule", steps: int | None = None) -> dict[str, Any]:
-        return run_retraining(retrain_context(settings), run_id, trigger, steps)
+        return run_retraining(contexts.get(), run_id, trigger, steps)
 
     @app.task(name=COLLECT_PAIRS_TASK, shared=False)
     def collect_pairs(job_ids: list[int] | None = None) -> dict[str, Any]:
-        ctx = retrain_context(settings)
-        with ctx.sessions() as session:
-            created = pair_service.collect_from_jobs(session, ctx.storage, settings, job_ids)
-        run_id = maybe_trigger(ctx, lambda rid: retrain_task.apply_async(kwargs={"run_id": rid, "trigger": "pairs"}))
-        return {"pairs": [pair.id for pair in created], "retraining_run": run_id}
+        def send(run_id: int) -> None:
+            retrain_task.apply_async(kwargs={"run_id": run_id, "trigger": "pairs"})
+
+        return collect_pairs_and_trigger(contexts.get(), job_ids, send)
 
 
 def send_pairs_after_enhancement(app: Celery) -> None:
     """After each enhancement batch, the training queue turns its succeeded contributed jobs into pairs."""
-    from celery.signals import task_success
 
     def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
         if getattr(sender, "name", None) == ENHANCE_TASK and isinstance(result, dict) and result.get("succeeded"):

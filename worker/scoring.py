@@ -13,7 +13,7 @@ import numpy as np
 
 from mirnet.imageio import DecodedImage, ImageLimits, InvalidImageError, decode_image, to_uint8
 from mirnet.metrics import psnr, ssim
-from web.storage import ObjectStorage
+from web.core.storage import ObjectStorage
 
 SSIM_MIN_SIDE = 11
 

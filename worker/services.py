@@ -17,11 +17,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError
 
 from mirnet.imageio import DecodedImage, ImageLimits, InvalidImageError, decode_image, encode_png
-from web.storage import StorageUnavailable, job_key
+from web.core.storage import StorageUnavailable, job_key
 from worker import jobstate
 from worker.batching import ClaimedJob, collect_batch, heartbeat_interval_s, lease_left_s, lease_seconds, max_attempts
+from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat
-from worker.runtime import WorkerContext
 from worker.scoring import Reference, load_reference, score
 
 log = logging.getLogger(__name__)

@@ -6,26 +6,26 @@ import logging
 
 from celery import Celery, Task
 
-from web.settings import Settings
-from web.storage import StorageUnavailable
+from web.core.queue import ENHANCE_TASK
+from web.core.storage import StorageUnavailable
 from worker import services
 from worker.batching import lease_seconds, lost_message_after_s, max_attempts
+from worker.context import ContextPerProcess
 from worker.jobstate import recover_stale
-from worker.runtime import get_context
 
 log = logging.getLogger(__name__)
 
-ENHANCE_TASK = "worker.enhance_job"
 RECOVER_TASK = "worker.recover_stale_jobs"
 
 
-def register_tasks(app: Celery, settings: Settings) -> None:
-    """Define the tasks on ``app``; their options come from ``settings``."""
+def register_tasks(app: Celery, contexts: ContextPerProcess) -> None:
+    """Define the tasks on ``app``; their options come from the contexts' settings."""
+    settings = contexts.settings
 
     @app.task(name=ENHANCE_TASK, bind=True, max_retries=max_attempts(settings), shared=False)
     def enhance_job(self: Task, job_id: int) -> dict[str, object]:
         """Enhance job ``job_id`` in a batch with other queued jobs; retry it later if storage is down."""
-        report = services.enhance_batch(get_context(settings), job_id)
+        report = services.enhance_batch(contexts.get(), job_id)
         for other, delay in report.released.items():
             if other != job_id:
                 self.apply_async(args=[other], countdown=delay)
@@ -41,7 +41,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=RECOVER_TASK, shared=False)
     def recover_stale_jobs() -> dict[str, list[int]]:
         """Give jobs of dead workers back to the queue and resend messages that may have been lost."""
-        ctx = get_context(settings)
+        ctx = contexts.get()
         with ctx.sessions() as session:
             recovery = recover_stale(
                 session, lease_seconds(settings), max_attempts(settings), lost_message_after_s(settings)

@@ -22,7 +22,7 @@ from tests.deploy.composefile import (
     read_env_file,
     referenced_variables,
 )
-from web.settings import Settings
+from web.core.settings import Settings
 
 EXPECTED_SERVICES = {"redis", "postgres", "seaweedfs", "createbucket", "migrate", "web", "worker", "beat", "trainer"}
 SCALED = ("worker", "worker-cpu")

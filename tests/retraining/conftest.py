@@ -12,12 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fixtures.platform import migrate, write_tiny_model
 from tests.fixtures.services import postgres_database
-from web.db import make_engine
-from web.registry import services as registry
-from web.settings import Settings
-from web.storage import LocalStorage
-from worker import runtime
-from worker.retraining import RetrainContext
+from web.core.db import make_engine
+from web.core.registry import services as registry
+from web.core.settings import Settings
+from web.core.storage import LocalStorage
+from worker.context import WorkerContext
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lol" / "sample"
 TINY = {"num_rrg": 1, "num_mrb": 1, "channels": 4}
@@ -69,24 +68,22 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         yield url
 
 
-def _context(settings: Settings) -> Iterator[RetrainContext]:
+def _context(settings: Settings) -> Iterator[WorkerContext]:
     engine = make_engine(settings.database_url)
-    yield RetrainContext(
+    yield WorkerContext(
         settings, sessionmaker(engine, expire_on_commit=False), LocalStorage(settings.local_storage_dir)
     )
     engine.dispose()
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RetrainContext]:
-    """A retraining context on SQLite; the worker's per-process context is rebuilt from these settings."""
-    monkeypatch.setattr(runtime, "_context", None)
+def ctx(tmp_path: Path, sqlite_url: str) -> Iterator[WorkerContext]:
+    """A worker context on SQLite with settings for a tiny retraining."""
     yield from _context(tiny_settings(tmp_path, sqlite_url))
 
 
 @pytest.fixture
-def any_ctx(tmp_path: Path, any_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[RetrainContext]:
-    monkeypatch.setattr(runtime, "_context", None)
+def any_ctx(tmp_path: Path, any_database_url: str) -> Iterator[WorkerContext]:
     yield from _context(tiny_settings(tmp_path, any_database_url))
 
 
@@ -97,12 +94,12 @@ def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def sessions(ctx: RetrainContext) -> sessionmaker[Session]:
+def sessions(ctx: WorkerContext) -> sessionmaker[Session]:
     return ctx.sessions
 
 
 @pytest.fixture
-def registered(ctx: RetrainContext, tiny_model_file: Path) -> str:
+def registered(ctx: WorkerContext, tiny_model_file: Path) -> str:
     """The tiny model registered as the first, active version; returns its name."""
     with ctx.sessions() as session:
         row = registry.register_initial(session, ctx.storage, tiny_model_file)

@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 from tests.web.conftest import bearer, sqlite_settings
 from tests.web.test_openapi import check
 from web.app import create_app
-from web.db import upgrade_database
-from web.registry import services as registry
+from web.core.db import upgrade_database
+from web.core.registry import services as registry
+from web.core.tokens import create_token
 from web.registry.views import SEND_RETRAIN
-from web.services.tokens import create_token
 
 CARD = {"architecture": "mirnet-lite", "arguments": {"num_rrg": 1, "num_mrb": 1, "channels": 4}}
 
@@ -128,7 +128,7 @@ def test_the_models_page_plots_holdout_psnr_and_shows_the_running_retraining(
 
 
 def test_a_run_the_broker_never_heard_of_is_failed_not_left_queued(app: Flask, client: FlaskClient, tokens) -> None:
-    from web.queue import QueueUnavailable
+    from web.core.queue import QueueUnavailable
 
     def broker_down(run_id: int) -> None:
         raise QueueUnavailable("broker unreachable")

@@ -8,11 +8,10 @@ import pytest
 
 from tests.fixtures.platform import write_tiny_model
 from tests.retraining.conftest import lol_folder
-from web.db import make_session_factory
-from web.registry import services as registry
-from web.settings import Settings
-from web.storage import LocalStorage
-from worker import runtime
+from web.core.db import make_session_factory
+from web.core.registry import services as registry
+from web.core.settings import Settings
+from web.core.storage import LocalStorage
 from worker.cli import main
 
 
@@ -31,7 +30,6 @@ def test_import_retrain_now_list_and_roll_back(
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(runtime, "_context", None)
 
     assert main(["pairs", "import", str(lol_folder(tmp_path / "val", ["9.png"])), "--holdout"]) == 0
     assert main(["pairs", "import", str(lol_folder(tmp_path / "train", ["2.png", "5.png"]))]) == 0
@@ -66,7 +64,6 @@ def test_register_adds_a_newer_model_file_to_an_existing_registry(
         "MODEL": str(tiny_model_file),
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(runtime, "_context", None)
     with make_session_factory(Settings.from_env())() as session:  # what a worker does when it starts
         assert registry.register_initial(session, LocalStorage(str(tmp_path / "objects")), tiny_model_file)
 
@@ -105,7 +102,6 @@ def test_register_into_an_empty_registry_makes_the_file_the_active_version(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("LOCAL_STORAGE_DIR", str(tmp_path / "objects"))
-    monkeypatch.setattr(runtime, "_context", None)
     assert main(["models", "register", str(tiny_model_file), "--promote"]) == 0
     assert "tiny-4 is now active" in capsys.readouterr().out
 
@@ -119,7 +115,7 @@ def test_a_database_without_the_schema_is_a_clear_error_not_a_traceback(
     assert main(["pairs", "list"]) == 2
     error = capsys.readouterr().err
     assert "has no schema yet" in error and "python -m web.cli migrate" in error
-    from web.db import upgrade_database
+    from web.core.db import upgrade_database
 
     upgrade_database(f"sqlite:///{database}")
     assert main(["pairs", "list"]) == 0

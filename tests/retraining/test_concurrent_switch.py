@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from web.registry import services as registry
-from web.storage import LocalStorage
+from web.core.registry import services as registry
+from web.core.storage import LocalStorage
 
 CARD = {"architecture": "mirnet-lite", "arguments": {}}
 

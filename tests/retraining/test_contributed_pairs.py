@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.platform import PlatformFactory, start_worker
 from tests.retraining.conftest import SAMPLES
-from web.registry.models import Pair
+from web.core.registry.models import Pair
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

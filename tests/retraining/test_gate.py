@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.retraining.conftest import lol_folder
-from web.registry import pairs as pair_service
-from web.registry import services as registry
-from web.registry.models import Pair, TrainingRun
-from worker.retraining import RetrainContext
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
+from web.core.registry.models import Pair, TrainingRun
+from worker.context import WorkerContext
 from worker.retraining_tasks import run_retraining
 
 pytestmark = pytest.mark.slow
 
 
 def test_gate_promotes_a_better_candidate_and_keeps_a_worse_one(
-    ctx: RetrainContext, registered: str, tmp_path: Path
+    ctx: WorkerContext, registered: str, tmp_path: Path
 ) -> None:
     with ctx.sessions() as session:
         pair_service.import_folder(session, ctx.storage, ctx.settings, lol_folder(tmp_path / "val", ["9.png"]), True)

@@ -7,14 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from web.models import utcnow
-from web.registry import lock
-from web.registry import services as registry
-from web.registry.models import RunStatus, TrainingRun
-from worker.retraining import RetrainContext, retrain
+from web.core.models import utcnow
+from web.core.registry import lock
+from web.core.registry import services as registry
+from web.core.registry.models import RunStatus, TrainingRun
+from worker.context import WorkerContext
+from worker.retraining import retrain
 
 
-def test_the_lock_holds_until_released_or_expired(any_ctx: RetrainContext) -> None:
+def test_the_lock_holds_until_released_or_expired(any_ctx: WorkerContext) -> None:
     with any_ctx.sessions() as session:
         assert lock.acquire(session, "first", ttl_s=60)
         assert not lock.acquire(session, "second", ttl_s=60)
@@ -29,7 +30,7 @@ def test_the_lock_holds_until_released_or_expired(any_ctx: RetrainContext) -> No
         assert lock.acquire(session, "third", ttl_s=60, now=later)
 
 
-def test_a_second_trigger_is_skipped_while_a_retraining_holds_the_lock(any_ctx: RetrainContext) -> None:
+def test_a_second_trigger_is_skipped_while_a_retraining_holds_the_lock(any_ctx: WorkerContext) -> None:
     with any_ctx.sessions() as session:
         assert lock.acquire(session, "run-elsewhere", ttl_s=60)
         second = registry.create_run(session, any_ctx.settings, "api")
@@ -43,7 +44,7 @@ def test_a_second_trigger_is_skipped_while_a_retraining_holds_the_lock(any_ctx: 
 
 
 @pytest.mark.parametrize("ttl_s", [1.0])
-def test_a_crashed_trainers_lock_expires_and_its_run_is_marked_failed(any_ctx: RetrainContext, ttl_s: float) -> None:
+def test_a_crashed_trainers_lock_expires_and_its_run_is_marked_failed(any_ctx: WorkerContext, ttl_s: float) -> None:
     with any_ctx.sessions() as session:
         crashed = registry.create_run(session, any_ctx.settings, "schedule")
         crashed.status = RunStatus.RUNNING.value

@@ -9,14 +9,14 @@ import pytest
 
 from tests.retraining.conftest import SAMPLES, lol_folder
 from tests.web.conftest import Images
-from web.models import Job, JobStatus
-from web.registry import pairs as pair_service
-from web.registry.models import Pair
-from web.storage import job_key
-from worker.retraining import RetrainContext
+from web.core.models import Job, JobStatus
+from web.core.registry import pairs as pair_service
+from web.core.registry.models import Pair
+from web.core.storage import job_key
+from worker.context import WorkerContext
 
 
-def _job(ctx: RetrainContext, low: bytes, high: bytes, status: str = "succeeded", contribute: bool = True) -> int:
+def _job(ctx: WorkerContext, low: bytes, high: bytes, status: str = "succeeded", contribute: bool = True) -> int:
     with ctx.sessions() as session:
         job = Job(input_sha256=hashlib.sha256(low).hexdigest(), width=600, height=400, status=status)
         job.contribute = contribute
@@ -29,7 +29,7 @@ def _job(ctx: RetrainContext, low: bytes, high: bytes, status: str = "succeeded"
         return job.id
 
 
-def test_a_succeeded_contributed_job_yields_one_pair_with_its_origin(ctx: RetrainContext) -> None:
+def test_a_succeeded_contributed_job_yields_one_pair_with_its_origin(ctx: WorkerContext) -> None:
     low, high = (SAMPLES / "low" / "2.png").read_bytes(), (SAMPLES / "high" / "2.png").read_bytes()
     contributed = _job(ctx, low, high)
     _job(ctx, low, high, contribute=False)
@@ -49,13 +49,13 @@ def test_a_succeeded_contributed_job_yields_one_pair_with_its_origin(ctx: Retrai
     assert duplicate != contributed
 
 
-def test_a_reference_of_another_size_makes_no_pair(ctx: RetrainContext) -> None:
+def test_a_reference_of_another_size_makes_no_pair(ctx: WorkerContext) -> None:
     _job(ctx, (SAMPLES / "low" / "2.png").read_bytes(), Images.png(64, 48))
     with ctx.sessions() as session:
         assert pair_service.collect_from_jobs(session, ctx.storage, ctx.settings) == []
 
 
-def test_import_dedups_and_sets_aside_a_deterministic_holdout(ctx: RetrainContext, tmp_path: Path) -> None:
+def test_import_dedups_and_sets_aside_a_deterministic_holdout(ctx: WorkerContext, tmp_path: Path) -> None:
     folder = lol_folder(tmp_path / "lol", ["2.png", "5.png", "6.png", "9.png"])
     with ctx.sessions() as session:
         created, duplicates = pair_service.import_folder(session, ctx.storage, ctx.settings, folder)
@@ -69,7 +69,7 @@ def test_import_dedups_and_sets_aside_a_deterministic_holdout(ctx: RetrainContex
         assert pair_service.count_new(session) == 4 - len(holdout)
 
 
-def test_an_operator_holdout_stops_the_automatic_share(ctx: RetrainContext, tmp_path: Path) -> None:
+def test_an_operator_holdout_stops_the_automatic_share(ctx: WorkerContext, tmp_path: Path) -> None:
     with ctx.sessions() as session:
         pair_service.import_folder(session, ctx.storage, ctx.settings, lol_folder(tmp_path / "v", ["9.png"]), True)
         created, _ = pair_service.import_folder(
@@ -79,7 +79,7 @@ def test_an_operator_holdout_stops_the_automatic_share(ctx: RetrainContext, tmp_
         assert not any(pair.is_holdout for pair in created)
 
 
-def test_a_folder_without_partners_is_refused(ctx: RetrainContext, tmp_path: Path) -> None:
+def test_a_folder_without_partners_is_refused(ctx: WorkerContext, tmp_path: Path) -> None:
     folder = lol_folder(tmp_path / "lol", ["2.png"])
     (folder / "high" / "2.png").unlink()
     with ctx.sessions() as session, pytest.raises(pair_service.PairRejected):

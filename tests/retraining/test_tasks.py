@@ -9,10 +9,10 @@ import pytest
 from celery.schedules import crontab
 
 from tests.retraining.conftest import lol_folder, tiny_settings
-from web.registry import pairs as pair_service
-from web.registry import services as registry
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
 from worker.celery_app import make_celery
-from worker.retraining import RetrainContext
+from worker.context import WorkerContext
 from worker.retraining_tasks import COLLECT_PAIRS_TASK, RETRAIN_TASK, maybe_trigger, retrain_schedule_entry
 
 
@@ -29,7 +29,7 @@ def test_the_schedule_comes_from_the_cron_setting(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_calling_the_scheduled_entry_retrains_only_when_new_pairs_arrived(
-    ctx: RetrainContext, registered: str, tmp_path: Path
+    ctx: WorkerContext, registered: str, tmp_path: Path
 ) -> None:
     app = make_celery(ctx.settings)
     entry = app.conf.beat_schedule["retrain"]
@@ -49,7 +49,7 @@ def test_calling_the_scheduled_entry_retrains_only_when_new_pairs_arrived(
         assert run.trigger == "schedule" and pair_service.count_new(session) == 0
 
 
-def test_enough_new_pairs_start_one_retraining(ctx: RetrainContext, tmp_path: Path) -> None:
+def test_enough_new_pairs_start_one_retraining(ctx: WorkerContext, tmp_path: Path) -> None:
     sent: list[int] = []
     with ctx.sessions() as session:
         pair_service.import_folder(session, ctx.storage, ctx.settings, lol_folder(tmp_path / "v", ["9.png"]), True)
@@ -79,10 +79,10 @@ def test_a_succeeded_enhancement_batch_sends_its_jobs_to_pair_collection(monkeyp
     assert sent == [(COLLECT_PAIRS_TASK, [[1, 2]], "training")]
 
 
-def test_a_run_whose_message_was_lost_does_not_block_the_trigger_for_ever(ctx: RetrainContext, tmp_path: Path) -> None:
+def test_a_run_whose_message_was_lost_does_not_block_the_trigger_for_ever(ctx: WorkerContext, tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from web.models import utcnow
+    from web.core.models import utcnow
 
     with ctx.sessions() as session:
         pair_service.import_folder(session, ctx.storage, ctx.settings, lol_folder(tmp_path / "v", ["9.png"]), True)

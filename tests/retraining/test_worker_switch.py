@@ -11,8 +11,8 @@ import pytest
 
 from tests.fixtures.platform import PlatformFactory, write_tiny_model
 from tests.worker.conftest import png_bytes
-from web.models import Job
-from web.registry import services as registry
+from web.core.models import Job
+from web.core.registry import services as registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

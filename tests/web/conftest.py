@@ -21,10 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from web.app import create_app
-from web.db import make_session_factory, upgrade_database
-from web.models import ApiToken
-from web.services.tokens import create_token
-from web.settings import Settings
+from web.core.db import make_session_factory, upgrade_database
+from web.core.models import ApiToken
+from web.core.settings import Settings
+from web.core.tokens import create_token
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lol" / "sample"
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.web.conftest import Images, Recorder, bearer, upload
-from web.models import Job, JobStatus
+from web.core.models import Job, JobStatus
 
 
 def _stored_files(settings_dir: Path) -> list[Path]:
@@ -232,7 +232,7 @@ class TestTokens:
 
 def test_no_job_is_lost_when_the_broker_is_down(settings, images: Images) -> None:
     from web.app import create_app
-    from web.queue import QueueUnavailable
+    from web.core.queue import QueueUnavailable
 
     def broken(_job_id: int) -> None:
         raise QueueUnavailable("broker unreachable")

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.web.conftest import Images, Recorder, upload
 from web.app import create_app
-from web.models import Job
-from web.storage import S3Storage
+from web.core.models import Job
+from web.core.storage import S3Storage
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from tests.web.conftest import sqlite_settings
 from web.cli import main
-from web.db import make_session_factory
-from web.models import ApiToken
-from web.services.tokens import authenticate, hash_token
+from web.core.db import make_session_factory
+from web.core.models import ApiToken
+from web.core.tokens import authenticate, hash_token
 
 
 def test_create_token_prints_it_once_and_stores_the_hash(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.services import free_port
 from tests.web.conftest import Images, Recorder, sqlite_settings, upload
 from web.app import create_app
-from web.db import upgrade_database
-from web.models import Job
-from web.queue import CeleryEnqueuer
-from web.settings import Settings
+from web.core.db import upgrade_database
+from web.core.models import Job
+from web.core.queue import CeleryEnqueuer
+from web.core.settings import Settings
 
 
 def test_healthz_says_auth_is_off(client: FlaskClient) -> None:

@@ -8,13 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.web.conftest import Images, Recorder
-from web.errors import IdempotencyConflict, InvalidJobState, JobNotFound, UploadRejected
-from web.models import Job, JobStatus
-from web.services import jobs as job_service
-from web.services.jobs import Upload
-from web.services.tokens import authenticate, create_token
-from web.settings import Settings
-from web.storage import S3Storage, StorageUnavailable
+from web.core import jobs as job_service
+from web.core.errors import IdempotencyConflict, InvalidJobState, JobNotFound, UploadRejected
+from web.core.jobs import Upload
+from web.core.models import Job, JobStatus
+from web.core.settings import Settings
+from web.core.storage import S3Storage, StorageUnavailable
+from web.core.tokens import authenticate, create_token
 
 pytestmark = pytest.mark.integration
 

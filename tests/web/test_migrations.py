@@ -12,8 +12,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from web.db import make_engine, upgrade_database
-from web.models import Base
+from web.core.db import make_engine, upgrade_database
+from web.core.schema import metadata
 
 
 def _diffs(url: str) -> list:
@@ -21,7 +21,7 @@ def _diffs(url: str) -> list:
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            return compare_metadata(context, Base.metadata)
+            return compare_metadata(context, metadata)
     finally:
         engine.dispose()
 

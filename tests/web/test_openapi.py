@@ -16,8 +16,8 @@ from referencing.jsonschema import DRAFT202012
 from werkzeug.test import TestResponse
 
 from tests.web.conftest import Images, bearer, upload
+from web.core.models import Job
 from web.health import OPENAPI_PATH
-from web.models import Job
 
 SPEC: dict[str, Any] = yaml.safe_load(OPENAPI_PATH.read_text())
 REGISTRY = Registry().with_resource(

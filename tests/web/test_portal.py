@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.web.conftest import Images, bearer, upload
-from web.models import Job
+from web.core.models import Job
 
 
 def test_upload_page_says_auth_is_off(client: FlaskClient) -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from web.settings import Settings, SettingsError
+from web.core.settings import Settings, SettingsError
 
 
 def test_defaults_are_the_embedded_platform() -> None:

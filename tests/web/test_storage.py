@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.services import SeaweedFS, free_port
-from web.settings import Settings
-from web.storage import (
+from web.core.settings import Settings
+from web.core.storage import (
     LocalStorage,
     ObjectStorage,
     S3Storage,

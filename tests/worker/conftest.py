@@ -14,11 +14,11 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.fixtures.platform import migrate
-from web.db import make_engine
-from web.models import Job
-from web.settings import Settings
-from web.storage import LocalStorage, job_key
-from worker.runtime import WorkerContext
+from web.core.db import make_engine
+from web.core.models import Job
+from web.core.settings import Settings
+from web.core.storage import LocalStorage, job_key
+from worker.context import WorkerContext
 
 
 def png_bytes(width: int = 48, height: int = 32, seed: int = 0) -> bytes:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.worker.conftest import MakeJob, load_job
-from web.models import Job, utcnow
+from web.core.models import Job, utcnow
 from worker.batching import (
     claim_job,
     claim_queued,
@@ -21,7 +21,7 @@ from worker.batching import (
     lease_seconds,
     lost_message_after_s,
 )
-from worker.runtime import WorkerContext
+from worker.context import WorkerContext
 
 pytestmark = pytest.mark.integration
 

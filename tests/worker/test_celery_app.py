@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.platform import REPO_ROOT
-from web.settings import Settings
+from web.core.settings import Settings
 from worker.beat import beat_schedule
 from worker.celery_app import make_celery
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.fixtures.platform import PlatformFactory, write_tiny_model
 from tests.fixtures.services import free_port
 from tests.worker.test_end_to_end import PAIRS
-from web.models import Job
+from web.core.models import Job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import update
 
 from tests.worker.conftest import MakeJob, load_job
-from web.models import Job, utcnow
+from web.core.models import Job, utcnow
 from worker import services
 from worker.batching import claim_job
+from worker.context import WorkerContext
 from worker.heartbeat import Heartbeat, touch
-from worker.runtime import WorkerContext
 
 pytestmark = pytest.mark.integration
 

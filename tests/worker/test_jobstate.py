@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.worker.conftest import MakeJob, load_job
-from web.models import Job, utcnow
+from web.core.models import Job, utcnow
 from worker import jobstate
 from worker.batching import claim_job
 

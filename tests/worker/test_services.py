@@ -12,9 +12,9 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tests.worker.conftest import MakeJob, load_job, png_bytes
-from web.storage import ObjectStorage, StorageUnavailable
+from web.core.storage import ObjectStorage, StorageUnavailable
 from worker import services
-from worker.runtime import WorkerContext
+from worker.context import WorkerContext
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import url_for
 
-from web.models import Job, JobStatus
+from web.core.models import Job, JobStatus
 
 
 def iso(value: datetime | None) -> str | None:

@@ -6,11 +6,11 @@ from flask import Blueprint, Response, jsonify, redirect, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from web.api.serializers import download_name, job_to_dict
-from web.db import get_session
-from web.errors import BadRequest, UploadRejected
-from web.models import JobStatus
+from web.core import jobs as job_service
+from web.core.errors import BadRequest, UploadRejected
+from web.core.models import JobStatus
 from web.platform import current_token, platform
-from web.services import jobs as job_service
+from web.request_session import get_session
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -10,12 +10,12 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 from werkzeug.wrappers import Response as BaseResponse
 
 from web.api.serializers import download_name, job_to_dict
-from web.db import get_session
-from web.errors import AuthenticationRequired, JobNotFound
-from web.models import ApiToken
+from web.core import jobs as job_service
+from web.core.errors import AuthenticationRequired, JobNotFound
+from web.core.models import ApiToken
+from web.core.tokens import authenticate
 from web.platform import current_token, platform
-from web.services import jobs as job_service
-from web.services.tokens import authenticate
+from web.request_session import get_session
 
 bp = Blueprint("portal", __name__)
 IMAGE_KINDS = ("input", "reference", "result")

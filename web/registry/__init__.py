@@ -1,6 +1,6 @@
-"""Retraining on what users send: training pairs, the model registry, training runs and their lock.
+"""Retraining on what users send, its HTTP side: the API (``/api/v1/models``, ``/api/v1/training-runs``) and the
+portal's models page.
 
-Split by role (warehouse style): ``models`` (rows), ``pairs`` and ``services`` (the logic, no Flask, no
-TensorFlow, shared by the web app, the worker and the CLI), ``lock`` (one retraining at a time), ``views``
-(the API and the portal page). The TensorFlow side (fine-tuning, evaluating) is ``worker.retraining``.
+The domain's rows, pairs, registry services and lock are in the shared core (``web.core.registry``), used by the
+worker and the CLI as well; the TensorFlow side (fine-tuning, evaluating) is ``worker.retraining``.
 """

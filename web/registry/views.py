@@ -14,23 +14,22 @@ from kombu.exceptions import OperationalError
 from werkzeug.wrappers import Response as BaseResponse
 
 from web.api.serializers import finite, iso
-from web.broker import TRAINING_QUEUE
-from web.db import get_session
-from web.errors import AuthenticationRequired, BadRequest, DomainError
+from web.core.broker import TRAINING_QUEUE
+from web.core.errors import AuthenticationRequired, BadRequest, DomainError
+from web.core.models import ApiToken
+from web.core.queue import RETRAIN_TASK, CeleryEnqueuer, QueueUnavailable
+from web.core.registry import pairs as pair_service
+from web.core.registry import services as registry
+from web.core.registry.models import ModelVersion, RunStatus, TrainingRun
+from web.core.settings import Settings
 from web.http_errors import error_response
-from web.models import ApiToken
 from web.platform import current_token, platform
-from web.queue import CeleryEnqueuer, QueueUnavailable
-from web.registry import pairs as pair_service
-from web.registry import services as registry
-from web.registry.models import ModelVersion, RunStatus, TrainingRun
-from web.settings import Settings
+from web.request_session import get_session
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 portal = Blueprint("registry_portal", __name__)
 
 SEND_RETRAIN = "registry_send_retrain"
-RETRAIN_TASK = "worker.retrain"
 
 
 class AdminRequired(DomainError):

@@ -92,7 +92,7 @@ class Settings:
     task_time_limit: int = 660
     queue_name: str = "enhance"
 
-    # Retraining (web/registry, worker/retraining). RETRAIN_SCHEDULE is a cron line "min hour dom month dow"
+    # Retraining (web/core/registry, worker/retraining). RETRAIN_SCHEDULE is a cron line "min hour dom month dow"
     # in UTC, empty to run only on demand and when RETRAIN_MIN_NEW_PAIRS new pairs have arrived.
     retrain_schedule: str = "0 3 * * *"
     retrain_min_new_pairs: int = 20

@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import dataclass
 
 from mirnet.imageio import ImageLimits, InvalidImageError, inspect_image
-from web.errors import UploadRejected
-from web.settings import Settings
+from web.core.errors import UploadRejected
+from web.core.settings import Settings
 
 # Declared types we accept. Browsers and curl send image/<format>, or octet-stream when they do not know.
 ACCEPTED_CONTENT_TYPES = frozenset(

@@ -8,7 +8,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from web.models import ApiToken
+from web.core.models import ApiToken
 
 TOKEN_PREFIX = "llt_"
 

@@ -16,12 +16,12 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from web.errors import IdempotencyConflict, InvalidJobState, JobNotFound, ResultNotAvailable, UploadRejected
-from web.models import ApiToken, Job, JobStatus, utcnow
-from web.queue import QueueUnavailable
-from web.services.uploads import ValidatedImage, reference_note, validate_image
-from web.settings import Settings
-from web.storage import ObjectStorage, StorageUnavailable, job_key
+from web.core.errors import IdempotencyConflict, InvalidJobState, JobNotFound, ResultNotAvailable, UploadRejected
+from web.core.models import ApiToken, Job, JobStatus, utcnow
+from web.core.queue import QueueUnavailable
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage, StorageUnavailable, job_key
+from web.core.uploads import ValidatedImage, reference_note, validate_image
 
 log = logging.getLogger(__name__)
 

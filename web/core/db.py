@@ -1,4 +1,5 @@
-"""Engine and sessions built from settings, shared by the web app and the worker.
+"""Engine and sessions built from settings, shared by the web app and the worker (the web app's one session per
+request is ``web.request_session``).
 
 SQLite is the embedded default and is used by several processes at once (web, worker, scheduler), so every
 connection turns on WAL (readers do not block the writer) and a busy timeout (writers wait instead of
@@ -10,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from web.settings import Settings
+from web.core.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -46,28 +46,10 @@ def make_session_factory(settings: Settings) -> sessionmaker[Session]:
     return sessionmaker(make_engine(settings.database_url), expire_on_commit=False)
 
 
-def init_app(app: Flask, settings: Settings) -> None:
-    """Give the app a session factory; one session per request, closed at teardown."""
-    app.extensions["session_factory"] = make_session_factory(settings)
-
-    @app.teardown_appcontext
-    def _close_session(_exc: BaseException | None) -> None:
-        session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
-
-
-def get_session() -> Session:
-    """The current request's session (created on first use)."""
-    if "db_session" not in g:
-        g.db_session = current_app.extensions["session_factory"]()
-    return g.db_session
-
-
 def _alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root / "migrations"))
     config.attributes["database_url"] = database_url

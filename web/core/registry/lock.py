@@ -13,8 +13,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from web.models import utcnow
-from web.registry.models import TrainingLock
+from web.core.models import utcnow
+from web.core.registry.models import TrainingLock
 
 RETRAIN_LOCK = "retrain"
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from web.models import Base, utcnow
+from web.core.models import Base, utcnow
 
 
 class VersionState(enum.StrEnum):

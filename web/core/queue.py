@@ -12,10 +12,12 @@ import threading
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from web.broker import platform_queues, prepare_sqlite_broker
-from web.settings import Settings
+from web.core.broker import platform_queues, prepare_sqlite_broker
+from web.core.settings import Settings
 
+# The names the worker registers its tasks under: the one contract between a sender and the worker.
 ENHANCE_TASK = "worker.enhance_job"
+RETRAIN_TASK = "worker.retrain"
 # Fail a request fast when the broker is down instead of hanging on kombu's default retries.
 _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 

@@ -124,8 +124,3 @@ class Job(Base):
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.status}>"
-
-
-# The retraining domain's rows live in their own module; importing it here puts them on Base.metadata, so
-# Alembic and every process that imports web.models know all the tables.
-from web.registry import models as _registry_models  # noqa: E402, F401

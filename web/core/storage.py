@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
-from web.settings import Settings
+from web.core.settings import Settings
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # The store answers but will not serve us: misconfiguration, which no request of ours can fix either.

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from web.models import Job, JobStatus
-from web.registry.models import Pair
-from web.settings import Settings
-from web.storage import ObjectStorage
+from web.core.models import Job, JobStatus
+from web.core.registry.models import Pair
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage
 
 log = logging.getLogger(__name__)
 

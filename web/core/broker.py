@@ -16,7 +16,7 @@ from pathlib import Path
 from kombu import Connection
 from sqlalchemy.engine import make_url
 
-from web.settings import Settings
+from web.core.settings import Settings
 
 TRAINING_QUEUE = "training"
 

@@ -18,11 +18,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from web.errors import DomainError
-from web.models import utcnow
-from web.registry.models import ModelVersion, RunStatus, TrainingRun, VersionState
-from web.settings import Settings
-from web.storage import ObjectStorage
+from web.core.errors import DomainError
+from web.core.models import utcnow
+from web.core.registry.models import ModelVersion, RunStatus, TrainingRun, VersionState
+from web.core.settings import Settings
+from web.core.storage import ObjectStorage
 
 ACTIVE, CANDIDATE, RETIRED = VersionState.ACTIVE.value, VersionState.CANDIDATE.value, VersionState.RETIRED.value
 
