@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from web.errors import (
@@ -103,8 +103,10 @@ def register_error_handlers(app: Flask) -> None:
         return _render(503, "queue_unavailable", "the job queue is unavailable; try again later")
 
     @app.errorhandler(OperationalError)
-    def _database(error: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
-        # A locked, read-only or unreachable database: nothing the client sent was wrong.
+    @app.errorhandler(InternalError)
+    def _database(error: OperationalError | InternalError) -> tuple[Response | str, int, dict[str, str]]:
+        # Locked, read-only (PostgreSQL's ReadOnlySqlTransaction is an InternalError) or unreachable: not the
+        # client's fault, and worth retrying.
         app.logger.warning("database unavailable: %s", str(error).splitlines()[0])
         return _render(503, "database_unavailable", "the database is unavailable; try again later")
 
