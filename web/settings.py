@@ -66,7 +66,7 @@ class Settings:
     session_cookie_secure: bool | None = None
     # Flask-Limiter limits per client address ("N/period"); storage "memory://" per process, or redis://...
     rate_limit_storage_uri: str = "memory://"
-    rate_limit_uploads: str = "60/minute"
+    rate_limit_uploads: str = "120/minute"
     rate_limit_logins: str = "10/minute"
     rate_limit_bad_tokens: str = "20/minute"
     rate_limit_training: str = "10/hour"

@@ -8,7 +8,6 @@ import zlib
 
 from tests.web.conftest import Images, upload
 from tests.web.security.conftest import Site
-from web.services.uploads import decode_slot
 
 
 def one_colour_png(width: int, height: int) -> bytes:
@@ -41,6 +40,8 @@ def test_an_ordinary_photo_still_passes(make_laptop, images: Images) -> None:  #
 
 
 def test_decodes_are_bounded_in_number(make_laptop, images: Images) -> None:  # noqa: ANN001
+    from web.services.uploads import decode_slot  # here, so the other probes run on code without it
+
     site: Site = make_laptop(max_concurrent_decodes=1, decode_wait_s=0.2)
     settings = site.app.extensions["lowlight"].settings
     with decode_slot(settings):  # another request is decoding
