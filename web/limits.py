@@ -38,6 +38,9 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         application_limits=[settings.rate_limit_bad_tokens],
         application_limits_deduct_when=_unauthorized,
         headers_enabled=True,
+        # A shared store (redis) that is down must not take the API with it: count in memory meanwhile.
+        in_memory_fallback_enabled=True,
+        swallow_errors=True,
     )
     for endpoint, limit, methods in _route_limits(settings):
         app.view_functions[endpoint] = limiter.limit(limit, methods=methods)(app.view_functions[endpoint])
