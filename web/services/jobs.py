@@ -84,10 +84,16 @@ def request_fingerprint(image: Upload, reference: Upload | None, contribute: boo
     return digest.hexdigest()
 
 
-def _find_idempotent(session: Session, token: ApiToken | None, key: str, fingerprint: str) -> Job | None:
+def _find_idempotent(session: Session, token: ApiToken | None, key: str, fingerprint: str, image: Upload) -> Job | None:
     owner = Job.token_id.is_(None) if token is None else Job.token_id == token.id
     job = session.scalars(select(Job).where(owner, Job.idempotency_key == key)).first()
-    if job is not None and job.request_sha256 != fingerprint:
+    if job is None:
+        return None
+    if job.request_sha256 is None:  # a job from before migration 0003 only knows its image
+        same = job.input_sha256 == hashlib.sha256(image.data).hexdigest()
+    else:
+        same = job.request_sha256 == fingerprint
+    if not same:
         raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different upload")
     return job
 
@@ -145,7 +151,7 @@ def create_job(
     StorageUnavailable. A repeated upload with the same Idempotency-Key returns the first job unchanged."""
     fingerprint = request_fingerprint(image, reference, contribute)
     if idempotency_key:
-        existing = _find_idempotent(session, token, idempotency_key, fingerprint)
+        existing = _find_idempotent(session, token, idempotency_key, fingerprint, image)
         if existing is not None:
             return existing
     valid_image, valid_reference = _validate(image, reference, contribute, settings)
@@ -168,7 +174,7 @@ def create_job(
     except IntegrityError:
         session.rollback()  # a concurrent request with the same Idempotency-Key won the race
         if idempotency_key:
-            winner = _find_idempotent(session, token, idempotency_key, fingerprint)
+            winner = _find_idempotent(session, token, idempotency_key, fingerprint, image)
             if winner is not None:
                 return winner
         raise

@@ -25,6 +25,13 @@ EVIL = "https://evil.example"
 CARD = {"architecture": "mirnet-lite", "arguments": {"groups": 1, "blocks": 1, "channels": 4}}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Probes on the PostgreSQL site are integration tests, as the project's other PostgreSQL tests are."""
+    for item in items:
+        if "make_lan" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @dataclass
 class Site:
     """An app with its client, the plaintext tokens by name, and what it sent to the queues."""

@@ -20,6 +20,7 @@ from tests.web.conftest import Images, upload
 from tests.web.security.conftest import Site
 from web.health import OPENAPI_PATH
 
+pytestmark = pytest.mark.slow  # about 45 s on two cores
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
