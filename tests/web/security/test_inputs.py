@@ -30,9 +30,7 @@ def test_an_id_past_what_the_database_stores_is_404(lan: Site, path: str) -> Non
     assert lan.client.delete(path, headers=lan.auth("admin")).status_code in (404, 405)
 
 
-@pytest.mark.parametrize(
-    "query", [f"cursor={HUGE}", f"cursor={2**63}", "cursor=0", "limit=0", "limit=101", "limit=-5"]
-)
+@pytest.mark.parametrize("query", [f"cursor={HUGE}", f"cursor={2**63}", "cursor=0", "limit=0", "limit=101", "limit=-5"])
 def test_list_parameters_out_of_range_are_400(laptop: Site, query: str) -> None:
     response = laptop.client.get(f"/api/v1/jobs?{query}")
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "bad_request"
