@@ -11,7 +11,7 @@ ARG TF_GPU_IMAGE=tensorflow/tensorflow:2.21.0-gpu
 # What the web tier imports (web/ plus mirnet.imageio and mirnet.metrics; OpenCV decodes 16-bit PNGs):
 # no tensorflow, no keras.
 # tests/deploy/test_dockerfile.py reads this line and checks it against pyproject.toml and the imports of web/.
-ARG WEB_REQUIREMENTS="flask sqlalchemy alembic celery[redis] kombu psycopg[binary] boto3 prometheus-client gunicorn numpy pillow opencv-python-headless"
+ARG WEB_REQUIREMENTS="flask flask-limiter sqlalchemy alembic celery[redis] kombu psycopg[binary] boto3 prometheus-client gunicorn numpy pillow opencv-python-headless"
 # What the worker needs on top of the web requirements when TensorFlow comes from the base image.
 ARG MODEL_REQUIREMENTS="keras tqdm"
 

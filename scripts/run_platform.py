@@ -38,7 +38,8 @@ def describe(settings: Settings) -> str:
         f"  broker    {broker.split('@')[-1]}\n"
         f"  storage   {settings.storage_backend}: {storage}\n"
         f"  model     {settings.model or 'packaged default'}\n"
-        f"  tokens    {auth}"
+        f"  tokens    {auth}\n"
+        "  admin     promote, roll back, retrain: python -m web.cli create-token NAME --admin (SECURITY.md)"
     )
 
 

@@ -343,6 +343,7 @@ def build_settings(workdir: Path, database_url: str, broker_url: str, endpoint: 
         # Short limits, so leases (10 s) and lost-message resends (45 s) happen within the run.
         task_soft_time_limit=30,
         task_time_limit=40,
+        rate_limit_uploads="100000/minute",  # the load run uploads from one address, faster than a person
     )
 
 

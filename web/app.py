@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from web import request_session
+from web import limits, request_session, security
 from web.api import bp as api_bp
 from web.cli import register_commands
 from web.core.queue import CeleryEnqueuer
@@ -75,9 +75,11 @@ def create_app(
     )
     app.extensions["metrics_registry"] = make_registry(app.extensions["session_factory"])
     register_error_handlers(app)
+    security.init_app(app, settings)
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(portal_bp)
     registry_views.init_app(app)
+    limits.init_app(app, settings)
     register_commands(app)
     return app

@@ -1,4 +1,5 @@
-"""Administration commands: ``python -m web.cli create-token NAME [--admin]`` (also ``flask --app web.app``).
+"""Administration commands: ``python -m web.cli create-token NAME [--admin]``, ``list-tokens``,
+``revoke-token ID`` (also ``flask --app web.app``).
 
 Also ``migrate`` (alembic upgrade head with the configured DATABASE_URL), so a fresh machine needs no
 separate Alembic invocation.
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from web.core.db import make_session_factory, upgrade_database
 from web.core.settings import Settings
-from web.core.tokens import create_token
+from web.core.tokens import create_token, list_tokens, revoke_token
 
 
 def _settings() -> Settings:
@@ -41,6 +42,28 @@ def create_token_command(name: str, admin: bool) -> None:
     click.echo(plaintext)
 
 
+@click.command("list-tokens")
+def list_tokens_command() -> None:
+    """List the tokens: id, name, admin or not, created, revoked (never the token itself, which is not kept)."""
+    with _session_factory()() as session:
+        for token in list_tokens(session):
+            revoked = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+            role = "admin" if token.is_admin else "user"
+            click.echo(f"{token.id}\t{token.name}\t{role}\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{revoked}")
+
+
+@click.command("revoke-token")
+@click.argument("token_id", type=int)
+def revoke_token_command(token_id: int) -> None:
+    """Revoke a token: it and every portal session signed in with it stop working at once."""
+    with _session_factory()() as session:
+        try:
+            token = revoke_token(session, token_id)
+        except KeyError:
+            raise click.ClickException(f"there is no token {token_id} (see list-tokens)") from None
+    click.echo(f"Revoked token {token.id} ({token.name}); its sessions are ended.", err=True)
+
+
 @click.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the database schema (alembic upgrade head)."""
@@ -48,9 +71,12 @@ def migrate_command() -> None:
     click.echo("database is at the latest revision", err=True)
 
 
+COMMANDS = (create_token_command, list_tokens_command, revoke_token_command, migrate_command)
+
+
 def register_commands(app: Flask) -> None:
-    app.cli.add_command(create_token_command)
-    app.cli.add_command(migrate_command)
+    for command in COMMANDS:
+        app.cli.add_command(command)
 
 
 @click.group()
@@ -58,8 +84,8 @@ def main() -> None:
     """Administration of the low-light platform (reads DATABASE_URL and friends from the environment)."""
 
 
-main.add_command(create_token_command)
-main.add_command(migrate_command)
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

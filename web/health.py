@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from web.core.queue import QueueUnavailable
 from web.core.storage import StorageUnavailable
-from web.platform import platform
+from web.platform import current_token, platform
 from web.request_session import get_session
 
 bp = Blueprint("health", __name__)
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+READY_LOCK_WAIT_MS = 1000
 
 
 @bp.get("/healthz")
@@ -29,15 +31,39 @@ def healthz() -> Response:
     return jsonify(body)
 
 
+class DatabaseReadOnly(RuntimeError):
+    """The database answers reads but refuses writes."""
+
+
 def _database() -> None:
-    get_session().execute(text("SELECT 1"))
+    """Ready means writable: a locked or read-only database serves reads and then fails every upload."""
+    session = get_session()
+    session.execute(text("SELECT 1"))
+    engine = session.get_bind()
+    if engine.dialect.name == "sqlite":
+        _sqlite_takes_the_write_lock(engine)
+    elif session.execute(text("SHOW transaction_read_only")).scalar() == "on":
+        raise DatabaseReadOnly("the database is read-only")
 
 
-def _run(check: Callable[[], None]) -> str:
+def _sqlite_takes_the_write_lock(engine: Engine) -> None:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={READY_LOCK_WAIT_MS}")
+        cursor.execute("BEGIN IMMEDIATE")
+        cursor.execute("ROLLBACK")
+    finally:
+        raw.invalidate()  # its busy timeout was changed for the probe; the pool opens a fresh one
+
+
+def _run(name: str, check: Callable[[], None]) -> str:
+    """``ok`` or ``error: <kind>``; the details (paths, hosts) go to the log, not to anonymous callers."""
     try:
         check()
-    except (SQLAlchemyError, StorageUnavailable, QueueUnavailable) as exc:
-        return f"error: {str(exc).splitlines()[0][:200]}"
+    except (SQLAlchemyError, sqlite3.Error, DatabaseReadOnly, StorageUnavailable, QueueUnavailable) as exc:
+        current_app.logger.warning("readiness: %s: %s", name, str(exc).splitlines()[0][:300])
+        return f"error: {type(exc).__name__}"
     return "ok"
 
 
@@ -46,9 +72,9 @@ def readyz() -> tuple[Response, int]:
     """Ready when the database, the broker and the object storage all answer; 503 and which one otherwise."""
     wired = platform()
     checks = {
-        "database": _run(_database),
-        "broker": _run(wired.check_broker),
-        "storage": _run(wired.storage.check),
+        "database": _run("database", _database),
+        "broker": _run("broker", wired.check_broker),
+        "storage": _run("storage", wired.storage.check),
     }
     ready = all(result == "ok" for result in checks.values())
     return jsonify(status="ready" if ready else "unavailable", checks=checks), 200 if ready else 503
@@ -62,5 +88,9 @@ def openapi() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    """Prometheus text; with authentication on, the scraper sends a token (``authorization`` in its config)."""
+    if platform().settings.auth_required:
+        current_token()
     registry = current_app.extensions["metrics_registry"]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: CONTENT_TYPE_LATEST already names its charset.
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from web.core.errors import (
     AuthenticationRequired,
     BadRequest,
     DomainError,
+    Forbidden,
     IdempotencyConflict,
     InvalidJobState,
     JobNotFound,
     ResultNotAvailable,
+    ServerBusy,
+    UnsupportedBody,
     UploadRejected,
 )
 from web.core.queue import QueueUnavailable
@@ -36,8 +40,12 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     ResultNotAvailable: 409,
     IdempotencyConflict: 409,
     AuthenticationRequired: 401,
+    Forbidden: 403,
+    ServerBusy: 503,
+    UnsupportedBody: 415,
     BadRequest: 400,
 }
+RETRY_AFTER_S = "5"  # what a 503 tells the client to wait
 
 
 def status_for(error: DomainError) -> int:
@@ -67,31 +75,47 @@ def _wants_html() -> bool:
     return best == "text/html"
 
 
-def _render(status: int, code: str, message: str, field: str | None = None) -> tuple[Response | str, int]:
+def _render(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[Response | str, int, dict[str, str]]:
+    headers = dict(headers or {})
+    if status == 503:
+        headers.setdefault("Retry-After", RETRY_AFTER_S)
     if _wants_html():
-        return render_template("error.html", status=status, code=code, message=message), status
-    return error_response(status, code, message, field)
+        return render_template("error.html", status=status, code=code, message=message), status, headers
+    response, status = error_response(status, code, message, field)
+    return response, status, headers
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
-    def _domain(error: DomainError) -> tuple[Response | str, int]:
+    def _domain(error: DomainError) -> tuple[Response | str, int, dict[str, str]]:
         return _render(status_for(error), error.code, error.message, getattr(error, "field", None))
 
     @app.errorhandler(StorageUnavailable)
-    def _storage(error: StorageUnavailable) -> tuple[Response | str, int]:
+    def _storage(error: StorageUnavailable) -> tuple[Response | str, int, dict[str, str]]:
         app.logger.warning("storage unavailable: %s", error)
         return _render(503, "storage_unavailable", "object storage is unavailable; try again later")
 
     @app.errorhandler(QueueUnavailable)
-    def _queue(error: QueueUnavailable) -> tuple[Response | str, int]:
+    def _queue(error: QueueUnavailable) -> tuple[Response | str, int, dict[str, str]]:
         app.logger.warning("broker unavailable: %s", error)
         return _render(503, "queue_unavailable", "the job queue is unavailable; try again later")
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InternalError)
+    def _database(error: OperationalError | InternalError) -> tuple[Response | str, int, dict[str, str]]:
+        # Locked, read-only (PostgreSQL's ReadOnlySqlTransaction is an InternalError) or unreachable: not the
+        # client's fault, and worth retrying.
+        app.logger.warning("database unavailable: %s", str(error).splitlines()[0])
+        return _render(503, "database_unavailable", "the database is unavailable; try again later")
+
     @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> tuple[Response | str, int]:
+    def _http(error: HTTPException) -> tuple[Response | str, int, dict[str, str]]:
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
         if status == 413:
             code = "too_large"
-        return _render(status, code, error.description or error.name)
+        # Keep what the exception says about itself (Allow on a 405, Retry-After on a 429), not its body type.
+        headers = {key: value for key, value in error.get_headers() if key.lower() != "content-type"}
+        return _render(status, code, error.description or error.name, headers=headers)

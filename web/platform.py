@@ -15,7 +15,7 @@ from web.core.errors import AuthenticationRequired
 from web.core.models import ApiToken
 from web.core.settings import Settings
 from web.core.storage import ObjectStorage
-from web.core.tokens import authenticate
+from web.core.tokens import authenticate, session_token
 from web.request_session import get_session
 
 EXTENSION = "lowlight"
@@ -46,6 +46,8 @@ def _bearer() -> str | None:
 def current_token() -> ApiToken | None:
     """The caller's token: a Bearer header, else the portal session's token; None when auth is off.
 
+    Revoked tokens and ended sessions admit no one (web/core/tokens.py).
+
     With auth required, a request with neither is refused. A wrong token is refused even when auth is off,
     because silently treating it as anonymous would show the caller someone else's (anonymous) jobs.
     """
@@ -58,10 +60,10 @@ def current_token() -> ApiToken | None:
         token = authenticate(db, plaintext)
         if token is None:
             raise AuthenticationRequired("the token is not valid")
-    elif session.get("token_id") is not None:
-        token = db.get(ApiToken, session["token_id"])
+    elif session.get("sid") is not None:
+        token = session_token(db, session["sid"])
         if token is None:
-            session.pop("token_id", None)
+            session.pop("sid", None)
     if token is None and platform().settings.auth_required:
         raise AuthenticationRequired("an API token is required (Authorization: Bearer <token>)")
     g.api_token = token

@@ -11,9 +11,11 @@ from web.core.errors import BadRequest, UploadRejected
 from web.core.models import JobStatus
 from web.platform import current_token, platform
 from web.request_session import get_session
+from web.security import MAX_ID
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+MAX_IDEMPOTENCY_KEY = 255  # the column's width
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -38,14 +40,26 @@ def _contribute() -> bool:
     raise BadRequest(f"contribute={value!r}: use true or false")
 
 
-def _int_arg(name: str, default: int | None) -> int | None:
+def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high] (as the OpenAPI document says), else a 400."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name}={raw!r}: use an integer from {low} to {high}")
+    return value
+
+
+def _idempotency_key() -> str | None:
+    """The Idempotency-Key header; one longer than the column is refused, never cut (cut keys would collide)."""
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise BadRequest(f"the Idempotency-Key has {len(key)} characters; the most is {MAX_IDEMPOTENCY_KEY}")
+    return key or None
 
 
 @bp.post("/jobs")
@@ -62,7 +76,7 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
         image=image,
         reference=_upload(request.files.get("reference")),
         contribute=_contribute(),
-        idempotency_key=(request.headers.get("Idempotency-Key") or "").strip()[:255] or None,
+        idempotency_key=_idempotency_key(),
         enqueue=wired.enqueue,
     )
     return jsonify(job_to_dict(job)), 202, {"Location": url_for("api.get_job", job_id=job.id)}
@@ -77,9 +91,10 @@ def list_jobs() -> Response:
         raise BadRequest(
             f"status={raw_status!r}: use one of {', '.join(s.value for s in JobStatus)}"
         ) from None
-    limit = _int_arg("limit", 20) or 20
+    limit = _int_arg("limit", 20, 1, job_service.MAX_PAGE) or 20
+    before_id = _int_arg("cursor", None, 1, MAX_ID)
     jobs, next_cursor = job_service.list_jobs(
-        get_session(), current_token(), status=status, limit=limit, before_id=_int_arg("cursor", None)
+        get_session(), current_token(), status=status, limit=limit, before_id=before_id
     )
     next_link = None
     if next_cursor is not None:
@@ -115,8 +130,8 @@ def get_result(job_id: int) -> Response:
         url = wired.storage.presigned_url(job.result_key or "", wired.settings.presign_expires_s)
         if url:
             return redirect(url, code=302)
-    data, content_type = job_service.read_object(wired.storage, job, "result")
-    response = Response(data, mimetype=content_type)
+    chunks, content_type = job_service.stream_object(wired.storage, job, "result")
+    response = Response(chunks, mimetype=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{download_name(job, "result")}"'
     return response
 

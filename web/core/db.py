@@ -20,30 +20,30 @@ from web.core.settings import Settings
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(database_url: str, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> Engine:
     """Create an engine; for a SQLite file, create its folder and set the pragmas on every connection."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-    event.listen(engine, "connect", _sqlite_pragmas)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+    event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, int(busy_timeout_s * 1000)))
     return engine
 
 
 def make_session_factory(settings: Settings) -> sessionmaker[Session]:
     # expire_on_commit=False: views serialize a job right after committing it.
-    return sessionmaker(make_engine(settings.database_url), expire_on_commit=False)
+    return sessionmaker(make_engine(settings.database_url, settings.database_busy_timeout_s), expire_on_commit=False)
 
 
 def _alembic_config(database_url: str) -> Any:

@@ -65,3 +65,21 @@ class AuthenticationRequired(DomainError):
 
 class BadRequest(DomainError):
     code = "bad_request"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (admin actions, state changes from another site's page)."""
+
+    code = "forbidden"
+
+
+class ServerBusy(DomainError):
+    """Every slot for this kind of work is taken; the client should retry shortly (503)."""
+
+    code = "busy"
+
+
+class UnsupportedBody(DomainError):
+    """The request body is not of the type the endpoint reads (415)."""
+
+    code = "unsupported_media_type"

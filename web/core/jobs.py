@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Select, select, update
@@ -74,12 +75,34 @@ def list_jobs(
     return jobs[:limit], next_cursor
 
 
-def _find_idempotent(session: Session, token: ApiToken | None, key: str, sha256: str) -> Job | None:
+def request_fingerprint(image: Upload, reference: Upload | None, contribute: bool) -> str:
+    """sha256 over everything an upload asks for: a replay must repeat all of it, not only the image."""
+    digest = hashlib.sha256()
+    for part in (image.data, reference.data if reference is not None else b"", b"1" if contribute else b"0"):
+        digest.update(hashlib.sha256(part).digest())
+    digest.update(b"ref" if reference is not None else b"")
+    return digest.hexdigest()
+
+
+def _find_idempotent(session: Session, token: ApiToken | None, key: str, fingerprint: str, image: Upload) -> Job | None:
     owner = Job.token_id.is_(None) if token is None else Job.token_id == token.id
     job = session.scalars(select(Job).where(owner, Job.idempotency_key == key)).first()
-    if job is not None and job.input_sha256 != sha256:
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different image")
+    if job is None:
+        return None
+    if job.request_sha256 is None:  # a job from before migration 0003 only knows its image
+        same = job.input_sha256 == hashlib.sha256(image.data).hexdigest()
+    else:
+        same = job.request_sha256 == fingerprint
+    if not same:
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different upload")
     return job
+
+
+def display_filename(raw: str) -> str:
+    """The user's file name for display: control, format (bidi overrides, zero-width) and NUL characters are
+    dropped, so a name cannot disguise its extension or break a header or a log line."""
+    kept = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
+    return kept.strip()[:255] or "image"
 
 
 def _validate(
@@ -126,18 +149,20 @@ def create_job(
 ) -> Job:
     """Validate, store and commit a job, then enqueue it. Raises UploadRejected, IdempotencyConflict,
     StorageUnavailable. A repeated upload with the same Idempotency-Key returns the first job unchanged."""
+    fingerprint = request_fingerprint(image, reference, contribute)
     if idempotency_key:
-        existing = _find_idempotent(session, token, idempotency_key, hashlib.sha256(image.data).hexdigest())
+        existing = _find_idempotent(session, token, idempotency_key, fingerprint, image)
         if existing is not None:
             return existing
     valid_image, valid_reference = _validate(image, reference, contribute, settings)
     job = Job(
         token_id=token.id if token else None,
         status=JobStatus.QUEUED.value,
-        original_filename=(image.filename or "image")[:255],
+        original_filename=display_filename(image.filename),
         input_content_type=valid_image.content_type,
         contribute=contribute,
         idempotency_key=idempotency_key or None,
+        request_sha256=fingerprint,
         input_sha256=valid_image.sha256,
         width=valid_image.width,
         height=valid_image.height,
@@ -149,7 +174,7 @@ def create_job(
     except IntegrityError:
         session.rollback()  # a concurrent request with the same Idempotency-Key won the race
         if idempotency_key:
-            winner = _find_idempotent(session, token, idempotency_key, valid_image.sha256)
+            winner = _find_idempotent(session, token, idempotency_key, fingerprint, image)
             if winner is not None:
                 return winner
         raise
@@ -237,8 +262,8 @@ def ensure_result(job: Job) -> str:
     return job.result_key
 
 
-def read_object(storage: ObjectStorage, job: Job, kind: str) -> tuple[bytes, str]:
-    """Bytes and content type of a job's ``input``, ``reference`` or ``result`` object."""
+def stream_object(storage: ObjectStorage, job: Job, kind: str) -> tuple[Iterator[bytes], str]:
+    """Chunks and content type of a job's ``input``, ``reference`` or ``result`` object (never read whole)."""
     if kind == "result":
         key, content_type = ensure_result(job), "image/png"
     elif kind == "reference" and job.reference_key:
@@ -248,7 +273,7 @@ def read_object(storage: ObjectStorage, job: Job, kind: str) -> tuple[bytes, str
     else:
         raise JobNotFound(job.id)
     try:
-        return storage.get_bytes(key), content_type
+        return storage.open_stream(key), content_type
     except FileNotFoundError:
         raise ResultNotAvailable(f"the {kind} of job {job.id} is missing from storage") from None
 

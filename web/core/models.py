@@ -61,8 +61,20 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a revoked token admits no one
 
     jobs: Mapped[list[Job]] = relationship(back_populates="token", passive_deletes=True)
+
+
+class PortalSession(Base):
+    """A signed-in browser: the cookie holds a random id whose sha256 is this row's key, so logging out or
+    revoking the token (rows cascade) ends the session even for a copy of the cookie."""
+
+    __tablename__ = "portal_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Job(Base):
@@ -95,6 +107,8 @@ class Job(Base):
     result_key: Mapped[str | None] = mapped_column(String(255))
     contribute: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # sha256 over the image, the reference and `contribute`: a replayed Idempotency-Key must match all three.
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
     input_sha256: Mapped[str] = mapped_column(String(64))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)

@@ -59,6 +59,24 @@ class Settings:
     secret_key_file: str = "var/secret_key"
     # None means: derived from the bind address (see from_env); after from_env it is always a bool.
     require_auth: bool | None = None
+    # Host headers the app answers (comma-separated; a leading dot admits subdomains). Empty: derived from the
+    # bind address, so a loopback instance refuses DNS-rebound names (web/security.py).
+    allowed_hosts: str = ""
+    # None: the session cookie is Secure unless the app is bound to loopback.
+    session_cookie_secure: bool | None = None
+    # Flask-Limiter limits per client address ("N/period"); storage "memory://" per process, or redis://...
+    rate_limit_storage_uri: str = "memory://"
+    rate_limit_uploads: str = "120/minute"
+    rate_limit_logins: str = "10/minute"
+    rate_limit_bad_tokens: str = "20/minute"
+    rate_limit_training: str = "10/hour"
+    # Uploads decoded at once per web process; one more waits this long, then gets 503.
+    max_concurrent_decodes: int = 2
+    decode_wait_s: float = 10.0
+    # Above DECODE_CHECK_PIXELS, an upload may claim at most this many pixels per byte of file.
+    max_pixels_per_byte: int = 100
+    decode_check_pixels: int = 4_000_000
+    database_busy_timeout_s: float = 30.0  # SQLite: how long a writer waits for the lock (then 503)
 
     storage_backend: str = "local"  # "local" or "s3"
     local_storage_dir: str = "var/objects"
@@ -97,6 +115,7 @@ class Settings:
     retrain_schedule: str = "0 3 * * *"
     retrain_min_new_pairs: int = 20
     retrain_steps: int = 200
+    retrain_max_steps: int = 100_000  # the most steps an API request may ask for
     retrain_batch_size: int = 4
     retrain_crop_size: int = 128
     retrain_learning_rate: float = 1e-4
@@ -121,6 +140,7 @@ class Settings:
             raise SettingsError(f"RETRAIN_SCHEDULE={self.retrain_schedule!r}: use five cron fields or nothing")
         positive = ("max_upload_bytes", "max_pixels", "max_side", "tile", "max_batch", "retrain_steps")
         positive += ("retrain_batch_size", "retrain_crop_size", "retrain_lock_ttl_s", "holdout_share")
+        positive += ("max_concurrent_decodes", "retrain_max_steps", "max_pixels_per_byte")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.upper()} must be positive")
@@ -131,6 +151,10 @@ class Settings:
         if self.require_auth is None:
             return self.host not in LOOPBACK_HOSTS
         return self.require_auth
+
+    @property
+    def on_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
 
     @property
     def is_sqlite(self) -> bool:

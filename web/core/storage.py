@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +29,28 @@ class StorageUnavailable(RuntimeError):
     """The object store could not be reached or refused service; worth retrying later."""
 
 
+CHUNK_BYTES = 256 * 1024  # downloads are streamed in pieces of this size, never read whole
+
+
+@contextmanager
+def _faults(key: str) -> Iterator[None]:
+    """A local file system fault other than a missing file (a full disk, an unreadable folder, a key whose
+    path is blocked) is the store being unusable: StorageUnavailable, like an S3 server error."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StorageUnavailable(f"local storage cannot use {key}: {exc.strerror or exc}") from exc
+
+
+def _chunks(pieces: Iterator[bytes], close: Callable[[], None]) -> Iterator[bytes]:
+    try:
+        yield from pieces
+    finally:
+        close()
+
+
 def job_key(job_id: int, name: str) -> str:
     """The key of one of a job's objects, e.g. ``job_key(7, "input.png")`` -> ``jobs/7/input.png``."""
     if "/" in name or name.startswith("."):
@@ -39,6 +63,10 @@ class ObjectStorage(Protocol):
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
 
     def get_bytes(self, key: str) -> bytes: ...
+
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        """The object in chunks; a missing key raises FileNotFoundError here, before the first chunk."""
+        ...
 
     def delete(self, key: str) -> None: ...
 
@@ -84,6 +112,10 @@ class S3Storage:
         response = self._call("get_object", Key=key)
         return response["Body"].read()
 
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        body = self._call("get_object", Key=key)["Body"]
+        return _chunks(body.iter_chunks(CHUNK_BYTES), body.close)
+
     def delete(self, key: str) -> None:
         self._call("delete_object", Key=key)
 
@@ -120,21 +152,31 @@ class LocalStorage:
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with _faults(key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StorageUnavailable(f"cannot write {key}: {exc.strerror or exc}") from exc
             raise
 
     def get_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        with _faults(key):
+            return self._path(key).read_bytes()
+
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        with _faults(key):
+            handle = self._path(key).open("rb")
+        return _chunks(iter(lambda: handle.read(CHUNK_BYTES), b""), handle.close)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        with _faults(key):
+            self._path(key).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -8,11 +8,15 @@ is one the worker can read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mirnet.imageio import ImageLimits, InvalidImageError, inspect_image
-from web.core.errors import UploadRejected
+from mirnet.imageio import ImageLimits, InvalidImageError, inspect_image, read_header
+from web.core.errors import ServerBusy, UploadRejected
 from web.core.settings import Settings
 
 # Declared types we accept. Browsers and curl send image/<format>, or octet-stream when they do not know.
@@ -60,6 +64,36 @@ def image_limits(settings: Settings) -> ImageLimits:
     return ImageLimits(max_pixels=settings.max_pixels, max_side=settings.max_side, max_bytes=settings.max_upload_bytes)
 
 
+def _refuse_amplification(size: tuple[int, int], length: int, field: str, name: str, settings: Settings) -> None:
+    """A large image from few bytes (a one-colour 7000x7000 PNG is 143 KB) costs the web process hundreds
+    of MiB to decode: above DECODE_CHECK_PIXELS, more than MAX_PIXELS_PER_BYTE pixels per byte is a bomb."""
+    pixels = size[0] * size[1]
+    if pixels > settings.decode_check_pixels and pixels > settings.max_pixels_per_byte * length:
+        message = (
+            f"{name}: {size[0]}x{size[1]} from {length:,} bytes is over {settings.max_pixels_per_byte} pixels "
+            "per byte (a decompression bomb)"
+        )
+        raise UploadRejected(field, "decompression_bomb", message)
+
+
+@functools.cache
+def _decode_slots(count: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(count)
+
+
+@contextmanager
+def decode_slot(settings: Settings) -> Iterator[None]:
+    """At most MAX_CONCURRENT_DECODES uploads decode at once in this process; the next waits DECODE_WAIT_S
+    and then gets a 503, so a burst of uploads cannot multiply the decode memory."""
+    slots = _decode_slots(settings.max_concurrent_decodes)
+    if not slots.acquire(timeout=settings.decode_wait_s):
+        raise ServerBusy("the server is decoding as many uploads as it may; try again shortly")
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -78,7 +112,10 @@ def validate_image(
         message = f"{name}: {len(data):,} bytes is over the limit of {settings.max_upload_bytes:,}"
         raise UploadRejected(field, "too_large", message)
     try:
-        info = inspect_image(data, name=name, limits=image_limits(settings))
+        limits = image_limits(settings)
+        _refuse_amplification(read_header(data, name, limits).size, len(data), field, name, settings)
+        with decode_slot(settings):
+            info = inspect_image(data, name=name, limits=limits)
     except InvalidImageError as exc:
         raise UploadRejected(field, exc.code, str(exc)) from exc
     extension, stored_type = _FORMAT_TYPES.get(info.format, ("bin", "application/octet-stream"))

@@ -13,9 +13,10 @@ from web.api.serializers import download_name, job_to_dict
 from web.core import jobs as job_service
 from web.core.errors import AuthenticationRequired, JobNotFound
 from web.core.models import ApiToken
-from web.core.tokens import authenticate
+from web.core.tokens import authenticate, end_session, start_session
 from web.platform import current_token, platform
 from web.request_session import get_session
+from web.security import safe_next
 
 bp = Blueprint("portal", __name__)
 IMAGE_KINDS = ("input", "reference", "result")
@@ -69,8 +70,8 @@ def job_file(job_id: int, kind: str) -> Response:
     if kind not in IMAGE_KINDS:
         raise JobNotFound(job_id)
     job = job_service.get_job(get_session(), current_token(), job_id)
-    data, content_type = job_service.read_object(platform().storage, job, kind)
-    response = Response(data, mimetype=content_type)
+    chunks, content_type = job_service.stream_object(platform().storage, job, kind)
+    response = Response(chunks, mimetype=content_type)
     response.headers["Cache-Control"] = "private, max-age=60"
     if request.args.get("download"):
         response.headers["Content-Disposition"] = f'attachment; filename="{download_name(job, kind)}"'
@@ -81,17 +82,19 @@ def job_file(job_id: int, kind: str) -> Response:
 def login() -> str | BaseResponse:
     error = None
     if request.method == "POST":
-        token = authenticate(get_session(), request.form.get("token", "").strip())
+        db = get_session()
+        token = authenticate(db, request.form.get("token", "").strip())
         if token is not None:
+            end_session(db, session.get("sid"))
             session.clear()
-            session["token_id"] = token.id
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+            session["sid"] = start_session(db, token)
+            return redirect(safe_next(request.args.get("next")))
         error = "That token is not valid."
     return render_template("login.html", error=error), 401 if error else 200
 
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
+    end_session(get_session(), session.get("sid"))
     session.clear()
     return redirect(url_for("portal.login"))

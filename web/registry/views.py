@@ -1,7 +1,7 @@
 """The registry over HTTP: ``/api/v1/models`` and ``/api/v1/training-runs``, and the portal's models page.
 
 Reading the models is open to any caller the API admits; promoting, rolling back and starting or reading
-training runs take an admin token (or the embedded default without tokens, bound to 127.0.0.1).
+training runs take an admin token, even in the embedded default without tokens (web/security.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from web.api.serializers import finite, iso
 from web.core.broker import TRAINING_QUEUE
-from web.core.errors import AuthenticationRequired, BadRequest, DomainError
-from web.core.models import ApiToken
+from web.core.errors import AuthenticationRequired, BadRequest, DomainError, UnsupportedBody
 from web.core.queue import RETRAIN_TASK, CeleryEnqueuer, QueueUnavailable
 from web.core.registry import pairs as pair_service
 from web.core.registry import services as registry
@@ -25,15 +24,12 @@ from web.core.settings import Settings
 from web.http_errors import error_response
 from web.platform import current_token, platform
 from web.request_session import get_session
+from web.security import require_admin
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/v1")
 portal = Blueprint("registry_portal", __name__)
 
 SEND_RETRAIN = "registry_send_retrain"
-
-
-class AdminRequired(DomainError):
-    code = "forbidden"
 
 
 def make_send_retrain(settings: Settings) -> Callable[[int], None]:
@@ -53,20 +49,6 @@ def init_app(app: Flask, send_retrain: Callable[[int], None] | None = None) -> N
     app.extensions[SEND_RETRAIN] = send_retrain or make_send_retrain(app.extensions["lowlight"].settings)
     app.register_blueprint(api)
     app.register_blueprint(portal)
-
-
-def _require_admin() -> ApiToken | None:
-    token = current_token()
-    if token is None and not platform().settings.auth_required:
-        return None
-    if token is None or not token.is_admin:
-        raise AdminRequired("this needs an admin token")
-    return token
-
-
-@api.errorhandler(AdminRequired)
-def _forbidden(error: AdminRequired) -> tuple[Response, int]:
-    return error_response(403, error.code, error.message)
 
 
 @api.errorhandler(registry.VersionNotFound)
@@ -134,27 +116,40 @@ def list_models() -> Response:
 
 @api.post("/models/<version>/promote")
 def promote_model(version: str) -> Response:
-    _require_admin()
+    require_admin()
     row = registry.promote(get_session(), version)
     return jsonify(version_to_dict(row, _names()))
 
 
 @api.post("/models/<version>/rollback")
 def rollback_model(version: str) -> Response:
-    _require_admin()
+    require_admin()
     row = registry.rollback(get_session(), version)
     return jsonify(version_to_dict(row, _names()))
 
 
+def _requested_steps(most: int) -> int | None:
+    """``{"steps": N}`` from a JSON body (an empty body asks for the configured steps)."""
+    if not request.get_data():
+        return None
+    if not request.is_json:
+        raise UnsupportedBody("the body must be JSON (Content-Type: application/json)")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object such as {"steps": 200}')
+    steps = body.get("steps")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 0 < steps <= most):
+        raise BadRequest(f"steps={steps!r}: use an integer from 1 to {most}")
+    return steps
+
+
 @api.post("/training-runs")
 def start_training_run() -> tuple[Response, int, dict[str, str]]:
-    _require_admin()
-    body = request.get_json(silent=True) or {}
-    steps = body.get("steps")
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
-        raise BadRequest(f"steps={steps!r}: use a positive integer")
+    require_admin()
+    settings = platform().settings
+    steps = _requested_steps(settings.retrain_max_steps)
     session = get_session()
-    run = registry.create_run(session, platform().settings, "api", steps)
+    run = registry.create_run(session, settings, "api", steps)
     try:
         current_app.extensions[SEND_RETRAIN](run.id)
     except QueueUnavailable:
@@ -166,14 +161,14 @@ def start_training_run() -> tuple[Response, int, dict[str, str]]:
 
 @api.get("/training-runs")
 def list_training_runs() -> Response:
-    _require_admin()
+    require_admin()
     names = _names()
     return jsonify(runs=[run_to_dict(run, names) for run in registry.list_runs(get_session())])
 
 
 @api.get("/training-runs/<int:run_id>")
 def get_training_run(run_id: int) -> Response:
-    _require_admin()
+    require_admin()
     return jsonify(run_to_dict(registry.get_run(get_session(), run_id), _names()))
 
 
@@ -186,7 +181,8 @@ def models_page() -> str | BaseResponse:
     session = get_session()
     rows = registry.list_versions(session)
     names = {row.id: row.version for row in rows}
-    runs = registry.list_runs(session, limit=10)
+    # Training runs are the admin's, as in the API.
+    runs = registry.list_runs(session, limit=10) if token is not None and token.is_admin else []
     return render_template(
         "models.html",
         token=token,

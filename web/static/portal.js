@@ -150,3 +150,22 @@ const page = document.body.dataset.page;
 if (page === "upload") initUpload();
 else if (page === "jobs") initJobs();
 else if (page === "job") initJob();
+
+// While a retraining runs, refresh its progress every few seconds; reload once it ends.
+(function () {
+  const box = document.getElementById("retraining");
+  const api = box && box.dataset.api;
+  if (!api) return;
+  const tick = async () => {
+    const response = await fetch(api, {headers: {Accept: "application/json"}, credentials: "same-origin"});
+    if (!response.ok) return;
+    const run = await response.json();
+    if (!["queued", "running"].includes(run.status)) { location.reload(); return; }
+    document.getElementById("run-step").textContent = run.progress.step;
+    document.getElementById("run-progress").value = run.progress.step;
+    document.getElementById("run-loss").textContent = run.progress.loss === null ? "–" : run.progress.loss.toFixed(4);
+    document.getElementById("run-eta").textContent = run.progress.eta_s === null ? "–" : run.progress.eta_s;
+    setTimeout(tick, 3000);
+  };
+  setTimeout(tick, 3000);
+})();

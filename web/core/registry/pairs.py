@@ -4,8 +4,9 @@ A pair's images are copied to keys of their own (``pairs/<content hash>/low.png`
 contributed it keeps the pair. Pairs are deduplicated by a hash of both images' contents.
 
 The holdout is never trained on. The operator registers one (``--holdout``); until then a deterministic share
-of arriving pairs is set aside by content hash (1 in ``HOLDOUT_SHARE``), and the first pair always is, so
-there is at least one to measure on.
+of imported pairs is set aside by content hash (1 in ``HOLDOUT_SHARE``), and the first imported pair always
+is, so there is at least one to measure on. Contributed pairs (uploads with ``contribute=true``) never enter
+the holdout: whoever uploads must not choose the pairs that decide a promotion.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from web.core.storage import ObjectStorage
 
 log = logging.getLogger(__name__)
 
+CONTRIBUTED = "job"  # the origin of pairs collected from contributed uploads
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
@@ -57,9 +59,13 @@ def _size(data: bytes, which: str) -> tuple[int, int]:
         raise PairRejected(f"the {which} image cannot be read: {exc}") from exc
 
 
-def _holdout(session: Session, digest: str, settings: Settings, requested: bool) -> tuple[bool, str | None]:
+def _holdout(
+    session: Session, digest: str, settings: Settings, requested: bool, origin: str
+) -> tuple[bool, str | None]:
     if requested:
         return True, "operator"
+    if origin == CONTRIBUTED:
+        return False, None  # uploaders must not choose the pairs that decide promotion
     has_operator = session.scalar(select(func.count()).where(Pair.holdout_reason == "operator")) or 0
     if has_operator:
         return False, None
@@ -92,7 +98,7 @@ def add_pair(
     low_key, high_key = f"pairs/{digest}/low.{images.extension}", f"pairs/{digest}/high.{images.extension}"
     storage.put_bytes(low_key, images.low, f"image/{images.extension}")
     storage.put_bytes(high_key, images.high, f"image/{images.extension}")
-    is_holdout, reason = _holdout(session, digest, settings, holdout)
+    is_holdout, reason = _holdout(session, digest, settings, holdout, origin)
     pair = Pair(
         content_hash=digest,
         low_key=low_key,
@@ -136,7 +142,7 @@ def collect_from_jobs(
             if (job.reference_key or "").rsplit(".", 1)[-1] != extension:
                 extension = "png"  # two formats: the pair keeps them under one neutral extension
             pair, new = add_pair(
-                session, storage, settings, PairImages(low, high, extension), "job", f"job {job.id}", job.id
+                session, storage, settings, PairImages(low, high, extension), CONTRIBUTED, f"job {job.id}", job.id
             )
         except (FileNotFoundError, PairRejected) as exc:
             log.info("job %s contributes no pair: %s", job.id, exc)
