@@ -209,6 +209,7 @@ class Enhancer:
         ``context``: the tiles of an image share the global averages of one whole-image pass at most this many
         pixels on its longer side (downscaled if the image is larger); ``None``: each tile uses its own.
         ``precision``: "fp32", "bf16", or "auto" (:func:`resolve_precision`); ``self.precision`` is what runs.
+        The defaults are :mod:`mirnet.choices`' ``DEFAULT_*``, which the CLI and the workers' settings take too.
         """
         arch = ARCHITECTURES[loaded.architecture]
         arguments = resolve_arguments(loaded.architecture, loaded.arguments)
