@@ -2,10 +2,11 @@
 
 ``mirnet-refined`` is what ships (``mirnet/weights/default.keras``; docs/MODEL.md)::
 
-    low_light ─ StackViews(views) ─ body ─(+)─ enhanced_views ─┬─ AverageViews ── enhanced ──┐
-                   └────────────────────────┘                  └─ SpreadViews ── spread ────┤
-                                      body features ─ FirstView(refine_views) ─────────────┤
-    low_light ────────────────────────────────────────────────────────────────────────────┴─ refinement ─ refined
+    low_light ─► StackViews(views) ─► body ─► (+ the copies) ─► enhanced_views
+    enhanced_views ─► AverageViews ─► enhanced        the body's output: its views' average
+    enhanced_views ─► SpreadViews ──► views_spread    where the views disagree
+    body features ──► FirstView(refine_views)         what the body saw, in the views the refinement runs on
+    refinement(low_light, enhanced, views_spread, features) ─► refined_views    the output
 
 - the body: MIRNet's recursive residual groups (Zamir et al., ECCV 2020; :mod:`mirnet.layers`) on a ``fold x fold``
   space-to-depth fold, adding a residual to the image (a global skip);
