@@ -66,10 +66,10 @@ class _FactorLayer(layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class PixelUnshuffle(_FactorLayer):
     """Folds ``factor x factor`` pixel blocks into channels (space to depth), so a body runs at 1/``factor`` of the
-    resolution and still sees every pixel."""
+    resolution and still sees every pixel. A factor of 1 changes nothing."""
 
     def call(self, inputs):
-        return tf.nn.space_to_depth(inputs, self.factor)
+        return tf.nn.space_to_depth(inputs, self.factor) if self.factor > 1 else inputs
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -77,7 +77,7 @@ class PixelShuffle(_FactorLayer):
     """The inverse of :class:`PixelUnshuffle` (depth to space)."""
 
     def call(self, inputs):
-        return tf.nn.depth_to_space(inputs, self.factor)
+        return tf.nn.depth_to_space(inputs, self.factor) if self.factor > 1 else inputs
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
