@@ -82,7 +82,10 @@ def mirnet_lite(channels: int = 64, groups: int = 3, blocks: int = 2) -> keras.M
 def mirnet_refined(
     channels: int = 32, groups: int = 2, blocks: int = 1, fold: int = 4, views: int = 4, refine_views: int = 2
 ) -> keras.Model:
-    """What ships: MIRNet on a ``fold x fold`` fold, its ``views`` inside, refined on ``refine_views`` of them.
+    """What ships: MIRNet blocks on a space-to-depth fold, test-time views inside, a full-resolution refinement.
+
+    The body runs on a ``fold x fold`` fold and on ``views`` mirrored copies; the refinement on ``refine_views`` of
+    them.
 
     ``views`` and ``refine_views`` change how the network runs, not its weights (inference may choose fewer, as the
     card's fp32 fallback does). With the refinement untrained (every part starts at zero) the network computes
