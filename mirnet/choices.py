@@ -17,7 +17,18 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 AUTO_PRECISION = "auto"
 INFERENCE_PRECISIONS = (AUTO_PRECISION, *PRECISIONS)
 
-# Test-time views (``--views``, ``VIEWS``; mirnet.architectures.VIEW_FLIPS): the image, then its left-right, up-down
+# Inference defaults, one source each for mirnet.inference.Enhancer, ``lowlight enhance``/``eval`` and the worker's
+# settings. Precision: "auto" (above). Tile: images up to 1024x1024 run whole, larger ones in tiles of 1024 (0 or
+# None: always whole). Batch: tiles of one shape that run through the network together; on CPUs batching does not
+# pay (scripts/bench_batching.py). Context: the longer side of the downscaled whole-image pass whose global averages
+# a large image's tiles share. Views: None, as many as the model card ships with for the precision that runs.
+DEFAULT_PRECISION = AUTO_PRECISION
+DEFAULT_TILE = 1024
+DEFAULT_BATCH_SIZE = 1
+DEFAULT_CONTEXT = 1024
+DEFAULT_VIEWS: int | None = None
+
+# Test-time views (``--views``, ``VIEWS``; mirnet.views.VIEW_FLIPS): the image, then its left-right, up-down
 # and both-ways mirrors, each enhanced and the outputs averaged.
 VIEW_COUNTS = (1, 2, 3, 4)
 

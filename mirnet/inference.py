@@ -21,17 +21,26 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from mirnet.architectures import ARCHITECTURES, VIEW_FLIPS, build_model, resolve_arguments
-from mirnet.choices import AUTO_PRECISION, INFERENCE_PRECISIONS, PRECISIONS, cpu_has_bf16
+from mirnet.architectures import ARCHITECTURES, build_model, resolve_arguments
+from mirnet.choices import (
+    AUTO_PRECISION,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONTEXT,
+    DEFAULT_PRECISION,
+    DEFAULT_TILE,
+    DEFAULT_VIEWS,
+    INFERENCE_PRECISIONS,
+    PRECISIONS,
+    cpu_has_bf16,
+)
 from mirnet.global_statistics import recording, replaying
 from mirnet.models import LoadedModel
 from mirnet.tiling import Window, plan_windows
+from mirnet.views import VIEW_FLIPS
 
 # For networks whose receptive field is global (the full MIRNet pools over the whole input in its attention and
 # fusion), tiles cannot equal the whole-image result: tile only what is too large to run whole.
 DEFAULT_MARGIN = 64
-# Longest side of the whole-image pass whose global averages the tiles of a large image share (see above).
-DEFAULT_CONTEXT = 1024
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -142,10 +151,10 @@ def resolve_precision(requested: str, card: dict, pays: Callable[[], bool] = bf1
 
 
 def views_inside(arguments: dict) -> bool:
-    """Whether a network was built with its views inside (``body_views``: the body on each mirrored copy, the
-    refinement once on their average). Such a network takes ``views`` as how many copies its body runs on, and
-    runs once."""
-    return arguments.get("body_views", 1) > 1
+    """Whether a network has its views inside (it takes a ``views`` argument, as ``mirnet-refined`` does: its body
+    runs on that many mirrored copies, its refinement on ``refine_views`` of them). Such a network runs once;
+    others run once per view, mirrored outside them."""
+    return "views" in arguments
 
 
 def in_fp32_fallback(card: dict, precision: str | None) -> bool:
@@ -162,7 +171,7 @@ def default_views(arguments: dict, card: dict, precision: str | None = None) -> 
     if in_fp32_fallback(card, precision):
         return int(inference["fp32_views"])
     if views_inside(arguments):
-        return int(arguments["body_views"])
+        return int(arguments["views"])
     return int(inference.get("views", 1))
 
 
@@ -182,24 +191,25 @@ class Enhancer:
     def __init__(
         self,
         loaded: LoadedModel,
-        precision: str = "fp32",
-        tile: int | None = 1024,
-        batch_size: int = 4,
+        precision: str = DEFAULT_PRECISION,
+        tile: int | None = DEFAULT_TILE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         margin: int | None = None,
         blend: int = 16,
-        views: int | None = None,
+        views: int | None = DEFAULT_VIEWS,
         context: int | None = DEFAULT_CONTEXT,
     ) -> None:
         """``views``: how many mirrored copies of each window run and are averaged (1 = plain, 2 adds the
         left-right mirror, 3 the up-down one, 4 both); ``None`` takes what the model card says it was chosen with
         (:func:`default_views`, for the precision that runs).
-        For a network with its views inside (``body_views``) they are the copies its body runs on (``None``: as
+        For a network with its views inside (:func:`views_inside`) they are the copies its body runs on (``None``: as
         many as it was built with), and the network runs once; its refinement runs on as many of them as it was
         built with (``refine_views``), never more than the body has, and in the card's fp32 fallback on the card's
         ``inference.fp32_refine_views`` (:func:`default_refine_views`).
         ``context``: the tiles of an image share the global averages of one whole-image pass at most this many
         pixels on its longer side (downscaled if the image is larger); ``None``: each tile uses its own.
         ``precision``: "fp32", "bf16", or "auto" (:func:`resolve_precision`); ``self.precision`` is what runs.
+        The defaults are :mod:`mirnet.choices`' ``DEFAULT_*``, which the CLI and the workers' settings take too.
         """
         arch = ARCHITECTURES[loaded.architecture]
         arguments = resolve_arguments(loaded.architecture, loaded.arguments)
@@ -214,8 +224,8 @@ class Enhancer:
         if inside:
             # The refinement runs on some of the body's views (``refine_views``): never more than the body has.
             refine_views = min(refine_views, views)
-            rebuild = views != arguments["body_views"] or refine_views != arguments["refine_views"]
-            arguments = {**arguments, "body_views": views, "refine_views": refine_views}
+            rebuild = views != arguments["views"] or refine_views != arguments["refine_views"]
+            arguments = {**arguments, "views": views, "refine_views": refine_views}
         else:
             rebuild = False
         if batch_size < 1:

@@ -52,6 +52,34 @@ class CompositeLayer(layers.Layer):
         cls.__init__ = __init__
 
 
+class _FactorLayer(layers.Layer):
+    """A weightless layer configured by one integer, ``factor``."""
+
+    def __init__(self, factor: int, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PixelUnshuffle(_FactorLayer):
+    """Folds ``factor x factor`` pixel blocks into channels (space to depth), so a body runs at 1/``factor`` of the
+    resolution and still sees every pixel. A factor of 1 changes nothing."""
+
+    def call(self, inputs):
+        return tf.nn.space_to_depth(inputs, self.factor) if self.factor > 1 else inputs
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PixelShuffle(_FactorLayer):
+    """The inverse of :class:`PixelUnshuffle` (depth to space)."""
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.factor) if self.factor > 1 else inputs
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ChannelPooling(layers.Layer):
     """Mean and max over channels, concatenated: the two-channel summary spatial attention looks at."""

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from mirnet.architectures import ANCHOR_PREFIX, ARCHITECTURES, build_model, dtype_policy, resolve_arguments
+from mirnet.architectures import ARCHITECTURES, build_model, dtype_policy, resolve_arguments
 from mirnet.choices import DEFAULT_PIXEL_LOSS, PRECISIONS
 from mirnet.data import (
     Pair,
@@ -152,13 +152,6 @@ def load_weights_by_layer(
         target.set_weights(layer.get_weights())
         copied += 1
     return copied
-
-
-def load_anchor_weights(model: keras.Model, source: keras.Model) -> None:
-    """Copy ``source``'s body (every weighted layer but its refinement) into the ``anchor_*`` layers of ``model``, a
-    network built with ``anchor=True``: ``source`` becomes the body that chooses each image's mean colour."""
-    if not load_weights_by_layer(model, source, ANCHOR_PREFIX, skip=lambda name: name.startswith("refine_")):
-        raise ValueError(f"{source.name} has no body layers with weights to anchor to")
 
 
 def freeze_all_but(model: keras.Model, patterns: list[str]) -> None:

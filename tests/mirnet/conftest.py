@@ -23,9 +23,9 @@ def tiny_full_path(tmp_path_factory) -> Path:
     from mirnet.architectures import build_model
     from mirnet.models import save_model
 
-    model = build_model("mirnet", num_rrg=1, num_mrb=1, channels=4)
+    model = build_model("mirnet", groups=1, blocks=1, channels=4)
     path = tmp_path_factory.mktemp("models") / "tiny-full.keras"
-    save_model(model, path, {"architecture": "mirnet", "arguments": {"num_rrg": 1, "num_mrb": 1, "channels": 4}})
+    save_model(model, path, {"architecture": "mirnet", "arguments": {"groups": 1, "blocks": 1, "channels": 4}})
     return path
 
 
@@ -35,7 +35,7 @@ def tiny_lite_path(tmp_path_factory) -> Path:
     from mirnet.architectures import build_model
     from mirnet.models import save_model
 
-    arguments = {"num_rrg": 2, "num_mrb": 1, "channels": 6}
+    arguments = {"groups": 2, "blocks": 1, "channels": 6}
     model = build_model("mirnet-lite", **arguments)
     rng = np.random.default_rng(0)
     model.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in model.get_weights()])

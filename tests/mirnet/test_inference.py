@@ -117,6 +117,16 @@ def test_views_average_the_mirrored_outputs(lite, rng):
     assert np.abs(Enhancer(lite, tile=48, views=2).enhance(image) - two).max() < 1e-5
 
 
+def test_inference_defaults_are_the_ones_the_cli_and_the_workers_take():
+    import inspect
+
+    from mirnet import choices
+
+    defaults = {k: p.default for k, p in inspect.signature(Enhancer.__init__).parameters.items()}
+    assert (defaults["precision"], defaults["tile"], defaults["batch_size"]) == ("auto", 1024, 1)
+    assert (defaults["context"], defaults["views"]) == (choices.DEFAULT_CONTEXT, None) == (1024, None)
+
+
 def test_views_default_to_the_model_card(lite):
     from mirnet.models import LoadedModel
 
@@ -128,23 +138,89 @@ def test_views_default_to_the_model_card(lite):
 
 
 def test_the_view_counts_offered_without_tensorflow_are_the_ones_inference_runs():
-    from mirnet.architectures import VIEW_FLIPS
     from mirnet.choices import VIEW_COUNTS
+    from mirnet.views import VIEW_FLIPS
 
     assert tuple(sorted(VIEW_FLIPS)) == VIEW_COUNTS
 
 
-def test_tiles_of_the_packaged_model_share_the_whole_image_statistics(lol_sample):
-    """The packaged network averages over its whole input; tiles that each average alone disagree in exposure."""
-    from mirnet.imageio import load_rgb_uint8
+REFINED = {"channels": 4, "groups": 1, "blocks": 1, "fold": 2, "views": 4, "refine_views": 2}
 
-    packaged = load_model()
-    image = load_rgb_uint8(str(lol_sample / "low" / "6.png")).astype(np.float32) / 255
-    whole = to_uint8(Enhancer(packaged, tile=None, views=1).enhance(image))
-    shared = Enhancer(packaged, tile=256, views=1)  # 600x400 fits the default context: exact averages
-    alone = to_uint8(Enhancer(packaged, tile=256, views=1, context=None).enhance(image))
-    assert psnr(to_uint8(shared.enhance(image)), whole) > 45
-    assert len(shared.batch_sizes) > 1 and psnr(alone, whole) < 35
+
+@pytest.fixture(scope="module")
+def refined():
+    """A tiny mirnet-refined with random weights (every refinement part non-zero) and a card like the shipped one:
+    bf16, with an fp32 fallback of 3 views and 1 refinement."""
+    from mirnet.architectures import build_model
+    from mirnet.models import LoadedModel
+
+    model = build_model("mirnet-refined", **REFINED)
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.normal(scale=0.1, size=w.shape).astype("float32") for w in model.get_weights()])
+    inference = {"precision": "bf16", "fp32_views": 3, "fp32_refine_views": 1}
+    return LoadedModel(
+        model, {"architecture": "mirnet-refined", "arguments": REFINED, "inference": inference}, "t", "t"
+    )
+
+
+def _built(loaded, **arguments) -> np.ndarray:
+    """The network of ``loaded`` built with other views, with its weights: what the Enhancer must run."""
+    from mirnet.architectures import build_model
+
+    model = build_model("mirnet-refined", **{**REFINED, **arguments})
+    model.set_weights(loaded.model.get_weights())
+    return model
+
+
+def _run(model, image: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(model(image[None]))[0], 0, 1)
+
+
+def test_the_views_of_a_network_with_its_views_inside_are_the_copies_its_body_runs_on(refined, rng):
+    """The Enhancer's ``views`` (the CLI's, the workers' ``VIEWS``) choose how many mirrored copies the body runs on,
+    with the same weights, in one pass; the refinement runs on no more views than the body has."""
+    image = rng.random((32, 48, 3), dtype=np.float32) * 0.3
+    shipped = Enhancer(refined, precision="bf16", tile=None)
+    assert (shipped.views, shipped.model.get_layer("refined_views").views) == (4, 2)
+    in_fp32 = Enhancer(refined, precision="fp32", tile=None, views=4)
+    np.testing.assert_allclose(in_fp32.enhance(image), _run(refined.model, image), atol=1e-5)
+    assert np.abs(shipped.enhance(image) - in_fp32.enhance(image)).mean() < 0.02  # bf16 rounds, on random weights
+    two = Enhancer(refined, precision="fp32", tile=None, views=2)
+    expected = _run(_built(refined, views=2), image)
+    np.testing.assert_allclose(two.enhance(image), expected, atol=1e-5)
+    assert np.abs(expected - in_fp32.enhance(image)).max() > 1e-4  # two copies are not four: the test can fail
+    one = Enhancer(refined, precision="fp32", tile=None, views=1)
+    np.testing.assert_allclose(one.enhance(image), _run(_built(refined, views=1, refine_views=1), image), atol=1e-5)
+
+
+def test_the_fp32_fallback_runs_the_cards_views_and_refinements(refined, rng):
+    """The card's ``inference.fp32_views`` and ``fp32_refine_views`` apply in fp32 only (a CPU without bf16); bf16
+    runs the network's own, and an explicit ``views`` keeps the network's refinements."""
+    from mirnet.inference import default_refine_views, default_views
+
+    image = rng.random((32, 48, 3), dtype=np.float32) * 0.3
+    fallback = Enhancer(refined, precision="fp32", tile=None)
+    assert fallback.views == default_views(REFINED, refined.card, "fp32") == 3
+    assert default_refine_views(REFINED, refined.card, "fp32") == 1
+    assert (default_views(REFINED, refined.card, "bf16"), default_refine_views(REFINED, refined.card, "bf16")) == (4, 2)
+    expected = _run(_built(refined, views=3, refine_views=1), image)
+    np.testing.assert_allclose(fallback.enhance(image), expected, atol=1e-5)
+    twice = Enhancer(refined, precision="fp32", tile=None, views=3).enhance(image)
+    np.testing.assert_allclose(twice, _run(_built(refined, views=3, refine_views=2), image), atol=1e-5)
+    assert np.abs(twice - expected).max() > 1e-5  # two refinements are not one: the test can fail
+
+
+def test_tiles_of_a_refined_network_share_the_whole_image_statistics(refined, rng):
+    """The body and the context average over their whole input: every view's averages (and the refinement's mean)
+    are recorded in one whole-image pass and replayed by the tiles; tiles that each average alone disagree."""
+    image = rng.random((96, 192, 3), dtype=np.float32) * 0.3
+    whole = to_uint8(Enhancer(refined, precision="fp32", tile=None).enhance(image))
+    shared = Enhancer(refined, precision="fp32", tile=96, margin=24)
+    alone = to_uint8(Enhancer(refined, precision="fp32", tile=96, margin=24, context=None).enhance(image))
+    tiled = to_uint8(shared.enhance(image))
+    assert len(shared.batch_sizes) > 1
+    # Random weights reach further than the margin (41.5 dB here), but shared averages gain 5 dB (alone: 36.3).
+    assert psnr(tiled, whole) > 39 and psnr(tiled, whole) > psnr(alone, whole) + 3
 
 
 def test_whole_and_tiled_images_of_one_window_shape_batch_apart(full, rng):

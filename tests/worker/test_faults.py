@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def slow_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Big enough that a batch of the four LOL images takes seconds on two cores: time to kill it."""
     path = tmp_path_factory.mktemp("models") / "slow.keras"
-    return write_tiny_model(path, channels=16, num_rrg=2, num_mrb=2)
+    return write_tiny_model(path, channels=16, groups=2, blocks=2)
 
 
 def test_sigkill_mid_batch_every_job_still_completes_exactly_once(
