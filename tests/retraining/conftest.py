@@ -20,7 +20,7 @@ from worker import runtime
 from worker.retraining import RetrainContext
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lol" / "sample"
-TINY = {"num_rrg": 1, "num_mrb": 1, "channels": 4}
+TINY = {"groups": 1, "blocks": 1, "channels": 4}
 
 
 def lol_folder(root: Path, names: list[str], swap: bool = False) -> Path:

@@ -17,7 +17,7 @@ from web.registry import services as registry
 from web.registry.views import SEND_RETRAIN
 from web.services.tokens import create_token
 
-CARD = {"architecture": "mirnet-lite", "arguments": {"num_rrg": 1, "num_mrb": 1, "channels": 4}}
+CARD = {"architecture": "mirnet-lite", "arguments": {"groups": 1, "blocks": 1, "channels": 4}}
 
 
 @pytest.fixture
