@@ -67,6 +67,11 @@ def _in_repo(path: str) -> Path:
     return candidate if candidate.is_absolute() else REPO / candidate
 
 
+def _named(path: Path) -> str:
+    """``path`` as the card names it: relative to the repository when it lies in it."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def recipe_files(recipe: Path = RECIPE) -> list[Path]:
     """The recipe's step files in order; their numbers must run 01, 02, ... without a gap."""
     files = sorted(recipe.glob("[0-9][0-9]-*.json"))
@@ -149,7 +154,7 @@ def package_last(steps: list[Step], out: Path) -> dict[str, Any]:
 
     earlier = [
         {
-            "command": f"lowlight train --config {step.path.relative_to(REPO)}",
+            "command": f"lowlight train --config {_named(step.path)}",
             "steps": step.state(),
             "hours": round(json.loads((step.out / "state.json").read_text())["seconds"] / 3600, 2),
         }
@@ -164,7 +169,7 @@ def package_last(steps: list[Step], out: Path) -> dict[str, Any]:
         PACKAGED_INFERENCE,
         out=out,
         arguments=PACKAGED_ARGUMENTS,
-        train_config=str(last.path.relative_to(REPO)),
+        train_config=_named(last.path),
     )
 
 
@@ -176,11 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="training pairs (low/ and high/) instead of the recipe's data/lol-train")
     parser.add_argument("--val-list", help="validation names instead of the recipe's ('' for none)")
     parser.add_argument("--runs", type=Path, help="write the runs under this folder instead of runs/recipe")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the folder of the steps (default configs/recipe)")
     parser.add_argument("--steps-override", type=int, metavar="N", help="train every step N steps (a quick check)")
     parser.add_argument("--tiny", action="store_true", help="a 4-channel body on 16-px crops (a quick check)")
     args = parser.parse_args(argv)
     runs = args.runs.resolve() if args.runs else None
-    steps = load_steps(RECIPE, args.data, args.val_list, runs, args.steps_override, args.tiny)
+    steps = load_steps(args.recipe, args.data, args.val_list, runs, args.steps_override, args.tiny)
     check_chain(steps)
     chosen = [step for step in steps if args.until is None or step.number <= args.until]
     if args.dry_run:

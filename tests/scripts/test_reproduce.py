@@ -23,10 +23,17 @@ def reproduce():
     return load_script("reproduce")
 
 
+_LAYERS: dict[str, list[str]] = {}
+
+
 def _weighted_layers(arguments: dict) -> list[str]:
+    """The weighted layers of the network the arguments build (built once per argument set)."""
     from mirnet.architectures import build_model
 
-    return [layer.name for layer in build_model("mirnet-refined", **arguments).layers if layer.weights]
+    key = json.dumps(arguments, sort_keys=True)
+    if key not in _LAYERS:
+        _LAYERS[key] = [layer.name for layer in build_model("mirnet-refined", **arguments).layers if layer.weights]
+    return _LAYERS[key]
 
 
 def _trained(layers: list[str], patterns: list[str]) -> set[str]:
@@ -39,16 +46,12 @@ def test_every_step_is_a_training_config_of_the_full_network_chained_to_the_one_
     steps = reproduce.load_steps()
     assert [step.number for step in steps] == list(range(1, 21))
     reproduce.check_chain(steps)  # each init_from is the previous step's runs/recipe/NN-.../best.keras
-    layers = {}
     for step in steps:
         config = TrainConfig(**json.loads(step.path.read_text()))  # an unknown or removed key fails here
         assert config.arch == "mirnet-refined" and config.out == f"runs/recipe/{step.path.stem}"
         assert "eval15" not in json.dumps(step.config)
         assert config.val_list == "../shared/data/lol/our485-val.txt" and config.data == "data/lol-train"
-        key = json.dumps(config.arguments, sort_keys=True)
-        if key not in layers:
-            layers[key] = _weighted_layers(config.arguments)
-        assert _trained(layers[key], config.train_layers)  # every step trains something
+        assert _trained(_weighted_layers(config.arguments), config.train_layers)  # every step trains something
     # The views went inside the network at step 08 (1 before, 4 after); the refinement trains on their average.
     assert [step.config["arguments"]["views"] for step in steps] == [1] * 7 + [4] * 13
     assert {step.config["arguments"]["refine_views"] for step in steps} == {1}
@@ -92,29 +95,36 @@ def _tiny_data(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_recipe_runs_end_to_end_resumes_and_packages_the_shipped_network(tmp_path: Path, reproduce) -> None:
+def test_a_recipe_runs_end_to_end_skips_finished_steps_and_packages_the_shipped_network(tmp_path: Path, reproduce):
+    """The first and the last step of the recipe, chained (the body, then the whole refinement on the body's four
+    views), trained a step each on a tiny network: what every run of the recipe does, in two steps."""
     from mirnet.models import load_model
 
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    first, last = sorted(RECIPE.glob("*.json"))[0], sorted(RECIPE.glob("*.json"))[-1]
+    (recipe / "01-body.json").write_text(first.read_text())
+    (recipe / "02-refine.json").write_text(
+        json.dumps({**json.loads(last.read_text()), "init_from": "runs/recipe/01-body/best.keras",
+                    "out": "runs/recipe/02-refine"})
+    )
     data = _tiny_data(tmp_path / "data")
-    (tmp_path / "val.txt").write_text("9.png\n")
-    common = ["--data", str(data), "--val-list", str(tmp_path / "val.txt"), "--runs", str(tmp_path / "runs"),
+    common = ["--recipe", str(recipe), "--data", str(data), "--val-list", "", "--runs", str(tmp_path / "runs"),
               "--steps-override", "1", "--tiny", "--out", str(tmp_path / "model.keras")]
-    assert reproduce.main([*common, "--until", "2"]) == 0
+    assert reproduce.main([*common, "--until", "1"]) == 0
     assert not (tmp_path / "model.keras").exists()  # stopped before the last step: nothing packaged
-    first = (tmp_path / "runs" / "01-body" / "best.keras").stat().st_mtime_ns
+    body = (tmp_path / "runs" / "01-body" / "best.keras").stat().st_mtime_ns
 
     assert reproduce.main(common) == 0
 
-    assert (tmp_path / "runs" / "01-body" / "best.keras").stat().st_mtime_ns == first  # finished: skipped
+    assert (tmp_path / "runs" / "01-body" / "best.keras").stat().st_mtime_ns == body  # finished: skipped
     packaged = load_model(tmp_path / "model.keras")
     assert packaged.architecture == "mirnet-refined"
     assert packaged.arguments == {"channels": 4, "groups": 1, "blocks": 1, "fold": 4, "views": 4, "refine_views": 2}
     assert packaged.card["inference"] == {"precision": "bf16", "fp32_views": 3, "fp32_refine_views": 1}
     training = packaged.card["training"]
-    assert training["config"] == "configs/recipe/20-from-context-again.json"
-    assert [stage["command"] for stage in training["earlier_stages"]] == [
-        f"lowlight train --config configs/recipe/{path.name}" for path in sorted(RECIPE.glob("*.json"))[:-1]
-    ]
-    assert all(stage["steps"] == 1 for stage in training["earlier_stages"])
-    last = load_model(tmp_path / "runs" / "20-from-context-again" / "best.keras")
-    assert all((a == b).all() for a, b in zip(packaged.model.get_weights(), last.model.get_weights(), strict=True))
+    assert training["config"] == str(recipe / "02-refine.json") and training["train_layers"] == ["refine_*"]
+    [stage] = training["earlier_stages"]
+    assert stage["command"] == f"lowlight train --config {recipe / '01-body.json'}" and stage["steps"] == 1
+    trained = load_model(tmp_path / "runs" / "02-refine" / "best.keras").model
+    assert all((a == b).all() for a, b in zip(packaged.model.get_weights(), trained.get_weights(), strict=True))
