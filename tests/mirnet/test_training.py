@@ -140,7 +140,7 @@ def test_the_recipes_train_layers_leave_the_parts_not_grown_yet_at_zero(tmp_path
 
     from mirnet.architectures import build_model
     from mirnet.models import load_model, save_model
-    from mirnet.training import TrainConfig, Trainer, build_for_training
+    from mirnet.training import TrainConfig, Trainer
 
     # No validation split (the last step's weights are kept): validation is not what is tested here.
     common = dict(data=str(lol_sample), arguments=TINY_REFINED, val_every=1, checkpoint_every=1, batch_size=2,
@@ -173,10 +173,16 @@ def test_the_recipes_train_layers_leave_the_parts_not_grown_yet_at_zero(tmp_path
     assert all(not np.any(w) for weights in still_zero.values() for w in weights)
     assert refined.card["training"]["train_layers"] == _recipe_layers("07")
 
+
+def test_growing_refuses_weights_of_other_shapes_and_layer_patterns_that_match_nothing(tmp_path, tiny_lite_path):
+    from mirnet.training import TrainConfig, build_for_training
+
+    common = dict(data="d", out=str(tmp_path), arch="mirnet-lite", init_from=str(tiny_lite_path))
     with pytest.raises(ValueError, match="no layer 'head' with weights of shapes"):
-        build_for_training(TrainConfig(**{**grown, "arguments": {**TINY_REFINED, "channels": 8}}))
+        build_for_training(TrainConfig(**common, arguments={"groups": 2, "blocks": 1, "channels": 8}))
     with pytest.raises(ValueError, match="matches"):
-        build_for_training(TrainConfig(**{**grown, "train_layers": ["nothing_*"]}))
+        build_for_training(TrainConfig(**common, arguments={"groups": 2, "blocks": 1, "channels": 6},
+                                       train_layers=["nothing_*"]))
 
 
 def test_evaluation_scores_each_pair_whole_and_refuses_pairs_of_two_sizes(tiny_lite_path, lol_sample):
