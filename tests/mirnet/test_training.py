@@ -132,6 +132,7 @@ def _zero_started(model) -> dict[str, list[np.ndarray]]:
     return {name: model.get_layer(name).get_weights() for name in names}
 
 
+@pytest.mark.slow
 def test_the_recipes_train_layers_leave_the_parts_not_grown_yet_at_zero(tmp_path, lol_sample):
     """The recipe in small: step 01 trains the body of the full network with the refinement frozen at its zero
     start (so the network computes its body's output exactly); step 07 then trains the refinement's first

@@ -48,6 +48,7 @@ def _scores(model_path: Path, holdout: list, **options: object) -> tuple[float, 
     return scores.psnr, scores.ssim
 
 
+@pytest.mark.slow
 def test_the_gate_scores_what_workers_serve_bf16_or_the_fp32_fallback(model_path, holdout) -> None:
     """Where workers serve bf16 the gate scores bf16 with the network's 4 views and 2 refinements (the old gate
     scored the fp32 fallback's 3 views and 1 refinement whatever the workers ran); where they serve fp32, the
