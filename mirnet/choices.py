@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 # The pixel term of the training loss (mirnet.losses.RestorationLoss): "charbonnier" (L1-like, as MIRNet trains)
-# "rmse" (each image's root-mean-square error, what PSNR measures) or "log-rmse" (minus each image's PSNR, scaled).
-PIXEL_LOSSES = ("charbonnier", "rmse", "log-rmse")
+# or "rmse" (each image's root-mean-square error, what PSNR measures).
+PIXEL_LOSSES = ("charbonnier", "rmse")
 DEFAULT_PIXEL_LOSS = "charbonnier"
 
 # Precision name -> Keras dtype policy: "bf16" computes in bfloat16 with float32 weights.

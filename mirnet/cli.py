@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="a JSON TrainConfig (command-line options override it)")
     train.add_argument("--data", help="a folder with low/ and high/")
     train.add_argument("--val-list", help="names of the pairs held out for validation")
-    train.add_argument("--exclude-list", help="names of training pairs to leave out")
-    train.add_argument("--arch", help="architecture name (mirnet, mirnet-lite)")
+    train.add_argument(
+        "--arch", help="architecture name (default mirnet-refined, the shipped one; mirnet, mirnet-lite)"
+    )
     train.add_argument(
         "--arg",
         action="append",
@@ -106,8 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
         ("learning-rate", float),
         ("ssim-weight", float),
         ("exposure-weight", float),
-        ("exposure-jitter", float),
-        ("ema-decay", float),
         ("warmup-steps", int),
         ("seed", int),
         ("val-limit", int),
@@ -124,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--pixel-loss",
         choices=PIXEL_LOSSES,
-        help=f"the pixel term of the loss (default {DEFAULT_PIXEL_LOSS}): charbonnier (L1-like), rmse (each image's "
-        "RMSE, as PSNR measures) or log-rmse (minus each image's PSNR, scaled)",
+        help=f"the pixel term of the loss (default {DEFAULT_PIXEL_LOSS}): charbonnier (L1-like) or rmse (each "
+        "image's RMSE, as PSNR measures)",
     )
     train.add_argument(
         "--precision",
@@ -180,7 +179,7 @@ def run_enhance(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from mirnet.evaluation import evaluate_folder, report
+    from mirnet.evaluation import evaluate_folder
 
     enhancer = _enhancer(args)
 
@@ -188,14 +187,16 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"PSNR for image {score.name}: {score.psnr:.4f} dB   SSIM: {score.ssim:.4f}", flush=True)
 
     scores = evaluate_folder(args.data, enhancer, on_image)
-    document = report(scores, _model_summary(enhancer.loaded, enhancer.precision, args.tile, enhancer.views))
-    print(f"\nAverage PSNR: {document['mean']['psnr']:.4f} dB")
-    print(f"Average SSIM: {document['mean']['ssim']:.4f}")
-    if scores:
-        print(
-            f"(GT-mean PSNR, output scaled to the reference's brightness, not the standard metric: "
-            f"{document['mean']['gt_mean_psnr']:.4f} dB)"
-        )
+    if not scores.images:
+        print(f"error: {args.data} holds no image pairs", file=sys.stderr)
+        return 2
+    document = scores.report(_model_summary(enhancer.loaded, enhancer.precision, args.tile, enhancer.views))
+    print(f"\nAverage PSNR: {scores.psnr:.4f} dB")
+    print(f"Average SSIM: {scores.ssim:.4f}")
+    print(
+        f"(GT-mean PSNR, output scaled to the reference's brightness, not the standard metric: "
+        f"{scores.gt_mean_psnr:.4f} dB)"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n")
@@ -222,7 +223,6 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {
         "data": args.data,
         "val_list": args.val_list,
-        "exclude_list": args.exclude_list,
         "arch": args.arch,
         "out": args.out,
         "steps": args.steps,
@@ -234,8 +234,6 @@ def run_train(args: argparse.Namespace) -> int:
         "pixel_loss": args.pixel_loss,
         "ssim_weight": args.ssim_weight,
         "exposure_weight": args.exposure_weight,
-        "exposure_jitter": args.exposure_jitter,
-        "ema_decay": args.ema_decay,
         "warmup_steps": args.warmup_steps,
         "seed": args.seed,
         "val_limit": args.val_limit,

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from mirnet.imageio import load_rgb_uint8
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -46,39 +48,34 @@ def read_name_list(path: str | Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _partition(pairs: list[Pair], names: list[str], what: str, among: str) -> tuple[list[Pair], list[Pair]]:
-    """(pairs not named, pairs named); every name must be among ``pairs``, or a typo would pass silently."""
-    named = set(names)
+def split_pairs(pairs: list[Pair], validation_names: list[str]) -> tuple[list[Pair], list[Pair]]:
+    """(training, validation); every validation name must exist, so a typo cannot leak data into training."""
+    named = set(validation_names)
     missing = named - {pair.name for pair in pairs}
     if missing:
-        raise ValueError(f"{what} not found among the {among}: {sorted(missing, key=natural_key)[:5]}")
+        raise ValueError(f"validation names not found among the pairs: {sorted(missing, key=natural_key)[:5]}")
     return [pair for pair in pairs if pair.name not in named], [pair for pair in pairs if pair.name in named]
 
 
-def split_pairs(pairs: list[Pair], validation_names: list[str]) -> tuple[list[Pair], list[Pair]]:
-    """(training, validation); every validation name must exist, so a typo cannot leak data into training."""
-    return _partition(pairs, validation_names, "validation names", "pairs")
+@dataclass(frozen=True)
+class ImagePair:
+    """A pair in memory, whole: H x W x 3 float32 arrays in [0, 1] (what evaluation scores)."""
+
+    name: str
+    low: np.ndarray
+    high: np.ndarray
 
 
-def exclude_pairs(pairs: list[Pair], names: list[str]) -> list[Pair]:
-    """``pairs`` without those named; every name must be among them, so a typo cannot leave a pair in."""
-    kept, _ = _partition(pairs, names, "names to leave out", "training pairs")
-    return kept
+def load_image_pair(pair: Pair) -> ImagePair:
+    """Read both files of ``pair`` as 8-bit RGB (EXIF orientation applied), scaled to [0, 1]."""
+    low, high = (load_rgb_uint8(str(path)).astype(np.float32) / 255.0 for path in (pair.low, pair.high))
+    return ImagePair(pair.name, low, high)
 
 
-def load_pair_arrays(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """A pair as float32 arrays in [0, 1] (validation and evaluation work on whole images)."""
-    low = tf.io.decode_image(tf.io.read_file(str(pair.low)), channels=3, expand_animations=False)
-    high = tf.io.decode_image(tf.io.read_file(str(pair.high)), channels=3, expand_animations=False)
-    if low.shape != high.shape:
-        raise ValueError(f"{pair.name}: low {low.shape} and high {high.shape} differ in size")
-    return low.numpy().astype(np.float32) / 255.0, high.numpy().astype(np.float32) / 255.0
-
-
-def load_validation_arrays(data_dir: str | Path, val_list: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The pairs of ``data_dir`` named in ``val_list``, loaded as whole-image arrays: what scripts validate on."""
+def load_validation_pairs(data_dir: str | Path, val_list: str | Path) -> list[ImagePair]:
+    """The pairs of ``data_dir`` named in ``val_list``, loaded whole: what scripts validate on."""
     _, validation = split_pairs(list_pairs(data_dir), read_name_list(val_list))
-    return [load_pair_arrays(pair) for pair in validation]
+    return [load_image_pair(pair) for pair in validation]
 
 
 def _decode(path: tf.Tensor) -> tf.Tensor:
@@ -109,26 +106,11 @@ def _augment(stacked: tf.Tensor, crop_size: CropSize, seed: tf.Tensor) -> tf.Ten
     return tf.image.rot90(crop, turns)
 
 
-def _jitter_exposure(low: tf.Tensor, stops: float, seed: tf.Tensor) -> tf.Tensor:
-    """The dark input times 2**u, u uniform in [-stops, stops] (one gain per crop, clipped to [0, 1]).
-
-    In LOL the brightness of the dark input says almost nothing about the brightness of its reference (over
-    our485 the correlation of their log mean brightness is 0.14: the dark shots were taken at varied exposures),
-    so a network should not read its output's brightness off the input's. Varying the input's gain while the
-    reference stays fixed teaches that, and shows each scene at more exposures than the one it was taken at.
-    """
-    exponent = tf.random.stateless_uniform((), seed, minval=-stops, maxval=stops)
-    return tf.clip_by_value(low * tf.pow(2.0, exponent), 0.0, 1.0)
-
-
-def training_dataset(
-    pairs: list[Pair], crop_size: CropSize, batch_size: int, seed: int, exposure_jitter: float = 0.0
-) -> tf.data.Dataset:
+def training_dataset(pairs: list[Pair], crop_size: CropSize, batch_size: int, seed: int) -> tf.data.Dataset:
     """An endless stream of (low, high) batches of aligned augmented crops, reproducible for a given seed.
 
     ``crop_size`` is one side (square crops) or [height, width]; [400, 592] trains on almost whole LOL images,
-    so the network sees the same global statistics as at inference. ``exposure_jitter`` (in stops) varies the
-    dark input's gain per crop (``_jitter_exposure``); 0 leaves it as taken.
+    so the network sees the same global statistics as at inference.
 
     Decoded images are cached in memory as uint8 (LOL's 485 pairs take about 700 MB); crops are made from
     the cache, so every step sees new crops without decoding again.
@@ -145,15 +127,10 @@ def training_dataset(
         .repeat()
     )
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    if exposure_jitter < 0:
-        raise ValueError(f"exposure_jitter must be >= 0 stops, not {exposure_jitter}")
 
     def to_pair(stacked: tf.Tensor, s: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         crop = _augment(stacked, crop_size, s)
-        low, high = tf.cast(crop[..., :3], tf.float32) / 255.0, tf.cast(crop[..., 3:], tf.float32) / 255.0
-        if exposure_jitter:
-            low = _jitter_exposure(low, exposure_jitter, tf.random.experimental.stateless_fold_in(s, 1))
-        return low, high
+        return tf.cast(crop[..., :3], tf.float32) / 255.0, tf.cast(crop[..., 3:], tf.float32) / 255.0
 
     crops = tf.data.Dataset.zip(images, seeds).map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
     return crops.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,25 +1,62 @@
-"""``lowlight eval``: per-image PSNR/SSIM over a LOL-layout folder, the table, and the JSON report."""
+"""The one evaluation: per-image PSNR/SSIM at 8 bits over whole images, and their means.
+
+``lowlight eval``, training's validation, the retraining gate and the scripts all score through
+:func:`evaluate_pairs`, so a figure means the same wherever it is printed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mirnet.data import Pair, list_pairs
-from mirnet.imageio import load_rgb_uint8, to_uint8
+from mirnet.data import ImagePair, list_pairs, load_image_pair
+from mirnet.imageio import to_uint8
 from mirnet.inference import Enhancer
 from mirnet.metrics import psnr, ssim
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageScore:
     name: str
     psnr: float
     ssim: float
     gt_mean_psnr: float  # NOT the standard metric: the output first scaled to the reference's mean brightness
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The scores of every image, in the order given, and their means (None for no image)."""
+
+    images: list[ImageScore]
+
+    def _mean(self, metric: str) -> float | None:
+        return float(np.mean([getattr(score, metric) for score in self.images])) if self.images else None
+
+    @property
+    def psnr(self) -> float | None:
+        return self._mean("psnr")
+
+    @property
+    def ssim(self) -> float | None:
+        return self._mean("ssim")
+
+    @property
+    def gt_mean_psnr(self) -> float | None:
+        return self._mean("gt_mean_psnr")
+
+    def report(self, model: dict[str, Any]) -> dict[str, Any]:
+        """The ``lowlight eval --json`` document: what ran (``model``), each image, the means."""
+        return {
+            "model": model,
+            "images": [
+                {"name": s.name, "psnr": s.psnr, "ssim": s.ssim, "gt_mean_psnr": s.gt_mean_psnr} for s in self.images
+            ],
+            "mean": {"psnr": self.psnr, "ssim": self.ssim, "gt_mean_psnr": self.gt_mean_psnr},
+        }
 
 
 def gt_mean_psnr(enhanced: np.ndarray, reference: np.ndarray) -> float:
@@ -33,36 +70,27 @@ def gt_mean_psnr(enhanced: np.ndarray, reference: np.ndarray) -> float:
     return psnr(scaled, reference)
 
 
-def evaluate_folder(
-    data_dir: str, enhancer: Enhancer, on_image: Callable[[int, ImageScore], None] | None = None
-) -> list[ImageScore]:
-    """Enhance every ``low/`` image and score it against ``high/`` at 8 bits."""
+def evaluate_pairs(
+    enhancer: Enhancer, pairs: Iterable[ImagePair], on_image: Callable[[int, ImageScore], None] | None = None
+) -> Evaluation:
+    """Enhance each pair's dark image whole and score it against its reference at 8 bits, as the literature
+    reports; ``on_image(index, score)`` after each (from 1). A pair whose sides differ in size is refused."""
     scores = []
-    for index, pair in enumerate(list_pairs(data_dir), start=1):
-        score = score_pair(pair, enhancer)
+    for index, pair in enumerate(pairs, start=1):
+        if pair.low.shape != pair.high.shape:
+            raise ValueError(f"{pair.name}: low {pair.low.shape} and high {pair.high.shape} differ in size")
+        enhanced, reference = to_uint8(enhancer.enhance(pair.low)), to_uint8(pair.high)
+        score = ImageScore(
+            pair.name, psnr(enhanced, reference), ssim(enhanced, reference), gt_mean_psnr(enhanced, reference)
+        )
         scores.append(score)
         if on_image is not None:
             on_image(index, score)
-    return scores
+    return Evaluation(scores)
 
 
-def score_pair(pair: Pair, enhancer: Enhancer) -> ImageScore:
-    low = load_rgb_uint8(str(pair.low))
-    high = load_rgb_uint8(str(pair.high))
-    if low.shape != high.shape:
-        raise ValueError(f"{pair.name}: low {low.shape} and high {high.shape} differ in size")
-    enhanced = to_uint8(enhancer.enhance(low.astype(np.float32) / 255.0))
-    return ImageScore(pair.name, psnr(enhanced, high), ssim(enhanced, high), gt_mean_psnr(enhanced, high))
-
-
-def report(scores: list[ImageScore], model: dict[str, Any]) -> dict[str, Any]:
-    """The ``--json`` document."""
-    return {
-        "model": model,
-        "images": [{"name": s.name, "psnr": s.psnr, "ssim": s.ssim, "gt_mean_psnr": s.gt_mean_psnr} for s in scores],
-        "mean": {
-            "psnr": float(np.mean([s.psnr for s in scores])) if scores else None,
-            "ssim": float(np.mean([s.ssim for s in scores])) if scores else None,
-            "gt_mean_psnr": float(np.mean([s.gt_mean_psnr for s in scores])) if scores else None,
-        },
-    }
+def evaluate_folder(
+    data_dir: str | Path, enhancer: Enhancer, on_image: Callable[[int, ImageScore], None] | None = None
+) -> Evaluation:
+    """:func:`evaluate_pairs` over a LOL-layout folder (``low/`` and ``high/``), reading one pair at a time."""
+    return evaluate_pairs(enhancer, (load_image_pair(pair) for pair in list_pairs(data_dir)), on_image)

@@ -9,9 +9,6 @@ from keras import ops
 from mirnet.choices import DEFAULT_PIXEL_LOSS, PIXEL_LOSSES
 from mirnet.layers import PACKAGE
 
-# The log-RMSE term's factor: its gradient equals the RMSE term's at an image whose RMSE is this (26 dB).
-LOG_RMSE_SCALE = 0.05
-
 
 # Registered under the name older checkpoints were saved with, so that their runs still resume.
 @keras.saving.register_keras_serializable(package=PACKAGE, name="CharbonnierLoss")
@@ -21,12 +18,7 @@ class RestorationLoss(keras.losses.Loss):
     The pixel term is ``pixel="charbonnier"``, mean(sqrt((y - x)^2 + eps^2)), an L1 that is smooth at zero, as
     MIRNet trains with; or ``pixel="rmse"``, sqrt(mean((y - x)^2) + eps^2), each image's root-mean-square error:
     what PSNR measures (PSNR = 20 log10(1 / RMSE)), on the same scale as the Charbonnier term. An L1-like term
-    pulls towards the median residual, a squared one towards the mean, which is what PSNR rewards. Or
-    ``pixel="log-rmse"``, ``LOG_RMSE_SCALE * ln(RMSE)``: minus each image's PSNR, up to a constant factor, so the
-    mean over a batch is the mean PSNR that evaluation reports. Against the RMSE term it weighs each image's
-    gradient by ``LOG_RMSE_SCALE / RMSE``: the same at an image of RMSE 0.05 (26 dB), so the SSIM and exposure
-    weights keep their meaning there; less on images that are far off (often a brightness the dark input cannot
-    tell), more on those nearly right.
+    pulls towards the median residual, a squared one towards the mean, which is what PSNR rewards.
 
     With ``ssim_weight`` > 0 the loss adds ``ssim_weight * (1 - SSIM)``, SSIM computed as in the evaluation
     (11-px Gaussian window, sigma 1.5, on [0, 1] images): the pixel term fixes brightness and colour, the SSIM term
@@ -58,10 +50,8 @@ class RestorationLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true, y_pred = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
         diff = y_pred - y_true
-        if self.pixel in ("rmse", "log-rmse"):
+        if self.pixel == "rmse":
             loss = ops.sqrt(ops.mean(ops.square(diff), axis=(1, 2, 3)) + self.epsilon**2)
-            if self.pixel == "log-rmse":
-                loss = LOG_RMSE_SCALE * ops.log(loss)
         else:
             loss = ops.mean(ops.sqrt(ops.square(diff) + self.epsilon**2), axis=(1, 2, 3))
         if self.ssim_weight:
@@ -84,7 +74,7 @@ class RestorationLoss(keras.losses.Loss):
 
 def describe_loss(ssim_weight: float, exposure_weight: float, pixel: str = DEFAULT_PIXEL_LOSS) -> str:
     """The loss as a model card states it."""
-    terms = [f"{LOG_RMSE_SCALE:g} * ln(rmse)" if pixel == "log-rmse" else pixel]
+    terms = [pixel]
     if ssim_weight:
         terms.append(f"{ssim_weight:g} * (1 - SSIM)")
     if exposure_weight:

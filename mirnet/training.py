@@ -4,11 +4,12 @@ Everything a run needs lives in its output folder:
 
 - ``config.json``: the run's configuration (a resumed run must be given the same one);
 - ``checkpoint.keras`` + ``state.json``: the last checkpoint (model, optimizer, step), written atomically;
-- ``ema.npz``: with ``ema_decay``, the moving average of the weights at that checkpoint (what is validated);
 - ``log.csv``: one row per validation (step, loss, learning rate, val_psnr, val_ssim, seconds);
-- ``best.keras`` + ``best.json``: the weights with the highest validation PSNR, with their model card;
-- ``final.keras`` + ``final.json``: the weights of the last step, with their card (what a weight average of
-  several runs, a "soup", is made of: the end of a schedule rather than its luckiest validation).
+- ``best.keras`` + ``best.json``: the weights with the highest validation PSNR, with their model card.
+
+A network can grow from a trained one: ``init_from`` copies the weights of every layer the two share by name, and
+``train_layers`` trains only some layers (the parts grown so far), the others keeping their weights. The shipped
+network's refinement parts all start at zero, so frozen there they change nothing (configs/recipe/).
 """
 
 from __future__ import annotations
@@ -32,24 +33,23 @@ from tqdm import tqdm
 from mirnet.architectures import ARCHITECTURES, build_model, dtype_policy, resolve_arguments
 from mirnet.choices import DEFAULT_PIXEL_LOSS, PRECISIONS
 from mirnet.data import (
+    ImagePair,
     Pair,
     crop_shape,
-    exclude_pairs,
     list_pairs,
-    load_pair_arrays,
+    load_image_pair,
     read_name_list,
     split_pairs,
     training_dataset,
 )
-from mirnet.imageio import to_uint8
+from mirnet.evaluation import evaluate_pairs
 from mirnet.inference import Enhancer
 from mirnet.losses import RestorationLoss, describe_loss
-from mirnet.metrics import psnr, ssim
 from mirnet.models import LoadedModel, save_model
-from mirnet.weight_average import WeightAverage, check_decay
 
-# val_psnr_raw: with ema_decay, the PSNR of the training weights themselves (val_psnr is the average's).
-LOG_FIELDS = ["step", "loss", "learning_rate", "val_psnr", "val_ssim", "seconds", "val_psnr_raw"]
+LOG_FIELDS = ["step", "loss", "learning_rate", "val_psnr", "val_ssim", "seconds"]
+# The shipped network (mirnet.architectures): what a bare ``lowlight train`` trains.
+DEFAULT_ARCH = "mirnet-refined"
 
 
 @dataclass
@@ -58,35 +58,29 @@ class TrainConfig:
 
     data: str
     out: str
-    arch: str = "mirnet-lite"
+    arch: str = DEFAULT_ARCH
     arguments: dict[str, Any] = field(default_factory=dict)
     val_list: str | None = None
-    # Training pairs left out (names, one a line): e.g. other shots of the validation scenes, so that validation
-    # measures scenes the network has never seen (scripts/validation_scenes.py twins --write).
-    exclude_list: str | None = None
     steps: int = 1000
     val_every: int = 250
     checkpoint_every: int = 50
     batch_size: int = 8
     crop_size: int | list[int] = 128  # one side, or [height, width]
     learning_rate: float = 2e-4
-    pixel_loss: str = DEFAULT_PIXEL_LOSS  # "rmse", "log-rmse": mirnet.losses, mirnet.choices
+    pixel_loss: str = DEFAULT_PIXEL_LOSS  # or "rmse": mirnet.losses, mirnet.choices
     ssim_weight: float = 0.0  # loss = pixel term + ssim_weight * (1 - SSIM)
     exposure_weight: float = 0.0  # ... + exposure_weight * |error of each image's mean colour|
-    exposure_jitter: float = 0.0  # vary the dark input's gain by up to this many stops (mirnet.data)
     min_learning_rate: float = 1e-6
     warmup_steps: int = 0
     seed: int = 0
     val_limit: int | None = None  # validate on the first N validation pairs only (quick runs)
     init_from: str | None = None  # start from these weights (fine-tuning)
-    # Train only the layers named here (fnmatch patterns, e.g. ["refine_*"]); the others keep init_from's weights.
+    # Train only the layers named here (fnmatch patterns, e.g. ["refine_*"]); the others keep their weights
+    # (init_from's, or their zero start).
     train_layers: list[str] | None = None
     # "bf16" computes in bfloat16 with float32 weights (about 1.5x faster per step on CPUs with AMX); validation
     # and the saved models are float32 either way, so what is chosen is what ships.
     precision: str = "fp32"
-    # With a decay (0.999: an average over about the last 1,000 steps), validation and best.keras use the moving
-    # average of the weights instead of the last step's weights (mirnet/weight_average.py).
-    ema_decay: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -134,21 +128,19 @@ def build_for_training(config: TrainConfig) -> keras.Model:
     return model
 
 
-def load_weights_by_layer(
-    model: keras.Model, source: keras.Model, prefix: str = "", skip: Callable[[str], bool] = lambda name: False
-) -> int:
-    """Copy ``source``'s weights into the layers of ``model`` with the same names (``prefix`` + the name); layers
-    that ``source`` lacks keep their initial values, so a network can grow from a trained one. Every weighted layer
-    of ``source`` but those ``skip`` names must exist in ``model`` with the same shapes. Returns how many copied."""
+def load_weights_by_layer(model: keras.Model, source: keras.Model) -> int:
+    """Copy ``source``'s weights into the layers of ``model`` with the same names; layers that ``source`` lacks
+    keep their initial values, so a network can grow from a trained one. Every weighted layer of ``source`` must
+    exist in ``model`` with the same shapes. Returns how many layers were copied."""
     targets = {layer.name: layer for layer in model.layers}
     copied = 0
     for layer in source.layers:
-        if not layer.weights or skip(layer.name):
+        if not layer.weights:
             continue
-        target = targets.get(prefix + layer.name)
+        target = targets.get(layer.name)
         shapes = [tuple(w.shape) for w in layer.weights]
         if target is None or [tuple(w.shape) for w in target.weights] != shapes:
-            raise ValueError(f"{model.name} has no layer {prefix + layer.name!r} with weights of shapes {shapes}")
+            raise ValueError(f"{model.name} has no layer {layer.name!r} with weights of shapes {shapes}")
         target.set_weights(layer.get_weights())
         copied += 1
     return copied
@@ -160,18 +152,6 @@ def freeze_all_but(model: keras.Model, patterns: list[str]) -> None:
         layer.trainable = any(fnmatch.fnmatchcase(layer.name, pattern) for pattern in patterns)
     if not any(layer.trainable and layer.weights for layer in model.layers):
         raise ValueError(f"no layer with weights of {model.name} matches {patterns}")
-
-
-def evaluate_pairs(
-    enhancer: Enhancer, arrays: list[tuple[np.ndarray, np.ndarray]]
-) -> tuple[float, float, list[tuple[float, float]]]:
-    """Mean PSNR/SSIM over whole images at 8 bits, as reported in the literature, and the per-image values."""
-    scores = []
-    for low, high in arrays:
-        enhanced = to_uint8(enhancer.enhance(low))
-        reference = to_uint8(high)
-        scores.append((psnr(enhanced, reference), ssim(enhanced, reference)))
-    return float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores])), scores
 
 
 class Trainer:
@@ -188,13 +168,11 @@ class Trainer:
         self.log = log
         self.on_log_row = on_log_row
         self.out = Path(config.out)
-        self._twin: keras.Model | None = None  # the float32 copy validated and saved (bf16 runs, averages)
+        self._twin: keras.Model | None = None  # the float32 copy validated and saved (bf16 runs)
         self.arguments = resolve_arguments(config.arch, config.arguments)
         pairs = list_pairs(config.data)
         names = read_name_list(config.val_list) if config.val_list else []
         self.train_pairs, self.val_pairs = split_pairs(pairs, names)
-        if config.exclude_list:
-            self.train_pairs = exclude_pairs(self.train_pairs, read_name_list(config.exclude_list))
         if config.val_limit is not None:
             self.val_pairs = self.val_pairs[: config.val_limit]
         self._check_config()
@@ -208,8 +186,6 @@ class Trainer:
                 f"crop_size {self.config.crop_size} must be a multiple of {multiple} for {self.config.arch} "
                 f"{self.arguments} (its resolution drops by that factor)"
             )
-        if self.config.ema_decay is not None:
-            check_decay(self.config.ema_decay)  # before anything is built or written
         self.out.mkdir(parents=True, exist_ok=True)
         saved = self.out / "config.json"
         if saved.exists():
@@ -240,22 +216,7 @@ class Trainer:
             {"step": 0, "best_val_psnr": None, "best_val_ssim": None, "best_step": None, "seconds": 0.0},
         )
 
-    def _start_average(self, model: keras.Model, step: int) -> WeightAverage | None:
-        if self.config.ema_decay is None:
-            return None
-        average = WeightAverage(model.trainable_variables, self.config.ema_decay)
-        saved = self.out / "ema.npz"
-        if step and saved.exists():
-            saved_step = average.restore(saved)
-            if saved_step != step:
-                # Killed between writing the average and the checkpoint: start the average again from here.
-                self.log(f"the saved average belongs to step {saved_step}, not {step}; averaging anew from {step}")
-                average = WeightAverage(model.trainable_variables, self.config.ema_decay)
-        return average
-
-    def _save_checkpoint(self, model: keras.Model, state: dict[str, Any], average: WeightAverage | None) -> None:
-        if average is not None:
-            average.save(self.out / "ema.npz", state["step"])
+    def _save_checkpoint(self, model: keras.Model, state: dict[str, Any]) -> None:
         tmp = self.out / ".checkpoint.tmp.keras"
         model.save(tmp)
         os.replace(tmp, self.out / "checkpoint.keras")
@@ -263,13 +224,8 @@ class Trainer:
         tmp_state.write_text(json.dumps(state, indent=2))
         os.replace(tmp_state, self.out / "state.json")
 
-    def _card(self, state: dict[str, Any], row: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The model card of the best weights, or of the weights validated in ``row`` (the last step's)."""
-        step, psnr, ssim = (
-            (state["best_step"], state["best_val_psnr"], state["best_val_ssim"])
-            if row is None
-            else (row["step"], row.get("val_psnr"), row.get("val_ssim"))
-        )
+    def _card(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The model card of the best weights."""
         return {
             "architecture": self.config.arch,
             "arguments": self.arguments,
@@ -278,8 +234,7 @@ class Trainer:
                 "train_pairs": len(self.train_pairs),
                 "validation_pairs": len(self.val_pairs),
                 "validation_list": self.config.val_list,
-                "excluded_list": self.config.exclude_list,
-                "steps": step,
+                "steps": state["best_step"],
                 "batch_size": self.config.batch_size,
                 "crop_size": self.config.crop_size,
                 "learning_rate": self.config.learning_rate,
@@ -287,30 +242,23 @@ class Trainer:
                 "pixel_loss": self.config.pixel_loss,
                 "ssim_weight": self.config.ssim_weight,
                 "exposure_weight": self.config.exposure_weight,
-                "exposure_jitter": self.config.exposure_jitter,
                 "seed": self.config.seed,
                 "init_from": self.config.init_from,
                 "train_layers": self.config.train_layers,
                 "precision": self.config.precision,
-                "ema_decay": self.config.ema_decay,
                 "seconds": round(state["seconds"], 1),
             },
-            "validation": {"psnr": psnr, "ssim": ssim},
+            "validation": {"psnr": state["best_val_psnr"], "ssim": state["best_val_ssim"]},
         }
 
     # The loop ------------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         config = self.config
         model, step, state = self._load_or_build()
-        average = self._start_average(model, step)
         # A fresh seed per resume point: the stream continues with new crops instead of replaying old ones.
-        stream = iter(
-            training_dataset(
-                self.train_pairs, config.crop_size, config.batch_size, config.seed + step, config.exposure_jitter
-            )
-        )
-        val_arrays = [load_pair_arrays(pair) for pair in self.val_pairs]
-        train_step = _make_train_step(model, average)
+        stream = iter(training_dataset(self.train_pairs, config.crop_size, config.batch_size, config.seed + step))
+        validation = [load_image_pair(pair) for pair in self.val_pairs]
+        train_step = make_train_step(model)
         self.log(
             f"training {config.arch} {self.arguments} ({model.count_params():,} parameters) on "
             f"{len(self.train_pairs)} pairs, validating on {len(self.val_pairs)}, steps {step}->{config.steps}"
@@ -327,10 +275,10 @@ class Trainer:
             state["step"] = step
             state["seconds"] = seconds_before + time.monotonic() - started
             if step % config.val_every == 0 or step == config.steps:
-                self._validate(model, average, state, val_arrays, losses)
+                self._validate(model, state, validation, losses)
                 losses = []
             if step % config.checkpoint_every == 0 or step == config.steps:
-                self._save_checkpoint(model, state, average)
+                self._save_checkpoint(model, state)
         bar.close()
         return TrainResult(
             steps=step,
@@ -341,25 +289,23 @@ class Trainer:
             seconds=state["seconds"],
         )
 
-    def _float32(self, model: keras.Model, average: WeightAverage | None = None) -> keras.Model:
-        """``model`` itself when it trains in fp32 and nothing is averaged; otherwise a float32 copy of its current
-        weights, or of their ``average``."""
-        if self.config.precision == "fp32" and average is None:
+    def _float32(self, model: keras.Model) -> keras.Model:
+        """``model`` itself when it trains in fp32; otherwise a float32 copy of its current weights."""
+        if self.config.precision == "fp32":
             return model
         if self._twin is None:
             self._twin = build_model(self.config.arch, **self.arguments)
         self._twin.set_weights(model.get_weights())
-        if average is not None:
-            average.apply_to(self._twin)
         return self._twin
 
-    def _score(self, model: keras.Model, val_arrays) -> tuple[float, float]:
+    def _score(self, model: keras.Model, validation: list[ImagePair]) -> tuple[float, float]:
+        """Mean PSNR/SSIM of ``model`` (float32) on the validation pairs, whole images in fp32."""
         loaded = LoadedModel(model, {"architecture": self.config.arch, "arguments": self.arguments}, "train", "")
-        val_psnr, val_ssim, _ = evaluate_pairs(Enhancer(loaded, tile=None), val_arrays)
-        return val_psnr, val_ssim
+        scores = evaluate_pairs(Enhancer(loaded, precision="fp32", tile=None), validation)
+        return scores.psnr, scores.ssim
 
     def _validate(
-        self, training: keras.Model, average: WeightAverage | None, state: dict[str, Any], val_arrays, losses
+        self, training: keras.Model, state: dict[str, Any], validation: list[ImagePair], losses: list[float]
     ) -> None:
         row: dict[str, Any] = {
             "step": state["step"],
@@ -367,25 +313,18 @@ class Trainer:
             "learning_rate": float(keras.ops.convert_to_numpy(training.optimizer.learning_rate)),
             "seconds": round(state["seconds"], 1),
         }
-        if val_arrays and average is not None:
-            row.update(val_psnr_raw=round(self._score(self._float32(training), val_arrays)[0], 4))
-        model = self._float32(training, average)
-        if val_arrays:
-            val_psnr, val_ssim = self._score(model, val_arrays)
+        model = self._float32(training)
+        if validation:
+            val_psnr, val_ssim = self._score(model, validation)
             row.update(val_psnr=round(val_psnr, 4), val_ssim=round(val_ssim, 5))
-            raw = f" (training weights {row['val_psnr_raw']:.3f} dB)" if average is not None else ""
-            self.log(
-                f"step {state['step']}: loss {row['loss']:.4f}, val PSNR {val_psnr:.3f} dB{raw}, SSIM {val_ssim:.4f}"
-            )
+            self.log(f"step {state['step']}: loss {row['loss']:.4f}, val PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}")
             if state["best_val_psnr"] is None or val_psnr > state["best_val_psnr"]:
                 state.update(best_val_psnr=val_psnr, best_val_ssim=val_ssim, best_step=state["step"])
                 save_model(model, self.out / "best.keras", self._card(state))
-        elif not val_arrays:
+        else:
             # Without a validation split the last weights are the only choice.
             state.update(best_step=state["step"])
             save_model(model, self.out / "best.keras", self._card(state))
-        if state["step"] == self.config.steps:
-            save_model(model, self.out / "final.keras", self._card(state, row))
         self._append_log(row)
 
     def _append_log(self, row: dict[str, Any]) -> None:
@@ -400,9 +339,9 @@ class Trainer:
             self.on_log_row(row)
 
 
-def _make_train_step(
-    model: keras.Model, average: WeightAverage | None = None
-) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+def make_train_step(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """One optimizer step of a compiled ``model`` on a batch (low, high), traced once; returns the batch's loss.
+    What :class:`Trainer` runs, and what ``scripts/bench_training.py`` times."""
     optimizer, loss_fn = model.optimizer, model.loss
 
     @tf.function(reduce_retracing=True)
@@ -411,8 +350,6 @@ def _make_train_step(
             loss = tf.reduce_mean(loss_fn(high, model(low, training=True)))
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        if average is not None:
-            average.update()
         return loss
 
     return train_step
@@ -422,4 +359,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     return Trainer(config, log).run()
 
 
-__all__ = ["Pair", "TrainConfig", "TrainResult", "Trainer", "build_for_training", "evaluate_pairs", "train"]
+__all__ = [
+    "DEFAULT_ARCH",
+    "Pair",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "build_for_training",
+    "freeze_all_but",
+    "load_weights_by_layer",
+    "make_train_step",
+    "train",
+]

@@ -13,17 +13,15 @@ depend on the weights).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from web.core.settings import Settings
 
-from web.core.settings import Settings  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_IMAGES = REPO_ROOT.parent / "shared" / "data" / "lol" / "sample" / "low"
 
@@ -37,8 +35,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds of each mode, alternating")
     parser.add_argument("--model", default=settings.model, help="model path or packaged name (MODEL)")
     parser.add_argument("--tile", type=int, default=settings.tile)
-    parser.add_argument("--lite-rrg", type=int, default=2)
-    parser.add_argument("--lite-mrb", type=int, default=2)
+    parser.add_argument("--lite-groups", type=int, default=2)
+    parser.add_argument("--lite-blocks", type=int, default=2)
     parser.add_argument("--lite-channels", type=int, default=32)
     return parser.parse_args(argv)
 
@@ -65,7 +63,7 @@ def load_loaded_model(args: argparse.Namespace):  # -> mirnet.models.LoadedModel
     from mirnet.architectures import build_model
     from mirnet.models import LoadedModel
 
-    arguments = {"num_rrg": args.lite_rrg, "num_mrb": args.lite_mrb, "channels": args.lite_channels}
+    arguments = {"groups": args.lite_groups, "blocks": args.lite_blocks, "channels": args.lite_channels}
     keras.utils.set_random_seed(0)
     model = build_model("mirnet-lite", **arguments)
     card = {"architecture": "mirnet-lite", "arguments": arguments}

@@ -44,7 +44,7 @@ def benchmark_architectures(repeats: int, skip_full: bool, fp32_views: list[int]
     megapixels = image.shape[0] * image.shape[1] / 1e6
     packaged = load_model()
     candidates = [("default (packaged)", packaged)]
-    seed_args = {"num_rrg": 3, "num_mrb": 2, "channels": 64}
+    seed_args = {"groups": 3, "blocks": 2, "channels": 64}
     candidates.append(("mirnet-lite 3x2x64 (seed)", _wrap(build_model("mirnet-lite", **seed_args), "mirnet-lite",
                                                           seed_args)))
     if not skip_full:

@@ -2,7 +2,7 @@
 
 The step is the one `lowlight train` runs (the same loss, optimizer and compiled function), on one fixed batch, so
 the data pipeline is left out. The machines here are noisy: compare the ratio, not the seconds between runs.
-Usage: python scripts/bench_training.py [--config configs/default-v4.json] [--steps 6]
+Usage: python scripts/bench_training.py [--config configs/recipe/20-from-context-again.json] [--steps 6]
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ def step_seconds(config: dict, precision: str, steps: int) -> tuple[float, float
     import tensorflow as tf
 
     from mirnet.data import crop_shape
-    from mirnet.training import TrainConfig, _make_train_step, build_for_training
+    from mirnet.training import TrainConfig, build_for_training, make_train_step
 
     # Random weights instead of init_from's: the step costs the same, and no earlier run needs to be here.
     model = build_for_training(TrainConfig(**{**config, "precision": precision, "init_from": None}))
-    train_step = _make_train_step(model)
+    train_step = make_train_step(model)
     rng = np.random.default_rng(0)
     shape = (config["batch_size"], *crop_shape(config["crop_size"]), 3)
     high = tf.constant(rng.random(shape, dtype=np.float32))
@@ -47,7 +47,7 @@ def step_seconds(config: dict, precision: str, steps: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "default-v4.json")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "recipe" / "20-from-context-again.json")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per precision, after the first")
     args = parser.parse_args()
     config = json.loads(args.config.read_text())

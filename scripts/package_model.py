@@ -3,28 +3,27 @@
 - ``views RUN``: validation PSNR/SSIM and speed with 1 to 4 test-time views (mirrored copies averaged), to
   choose the views on the validation split;
 - ``package RUN``: copy ``RUN/best.keras`` (chosen on the validation split) to ``mirnet/weights/default.keras``
-  and write its card from the run's own records (configuration, steps, hours, validation scores) plus GFLOPs;
+  (or ``--out``) and write its card from the run's own records (configuration, steps, hours, validation scores)
+  plus GFLOPs; ``scripts/reproduce.py`` packages the recipe's last step this way;
 - ``measure``: run once, when the model is chosen. eval15 in fp32 and bf16 (the same code as ``lowlight eval``,
   per-image JSON in ``docs/results/``), and seconds per 600x400 image in fp32 and bf16 of the packaged model and
   of the seed's network, measured in this one process; all of it goes into the card;
 - ``table``: the per-image eval15 table that README and docs/MODEL.md show, from that JSON;
 - ``fallback``: for a model that ships in bf16, the views its body runs on in fp32 (a CPU without bf16), with
   eval15 and the seconds per image of that fallback measured on such a CPU, into the card;
-- ``inference``: ship the packaged weights with other test-time views and precision (chosen on the validation
-  split), as a new version: the card's inference settings, version and description change, its eval15 and speed
-  figures are dropped until ``measure`` runs again, and the version it came from is recorded; ``--refine-views``
-  also rebuilds the network to run its refinement on that many of the body's views (same weights).
+- ``inference``: ship the packaged weights with another precision, body views or refinement views (chosen on
+  the validation split), as a new version: the network is rebuilt with those views (same weights, a new file), the
+  card's version and description change, its eval15 and speed figures are dropped until ``measure`` runs again,
+  and the version it came from is recorded.
 
 Usage:
-  python scripts/package_model.py views runs/default-v1
-  python scripts/package_model.py package runs/default-v3 --views 3 [--precision bf16] --version mirnet-lol-v3 \
-      --description "..." \
-      --stage configs/compare/mirnet-f4-2x1x32.json --stage configs/default-v1.json --stage configs/default-v2.json
+  python scripts/package_model.py views runs/recipe/01-body
+  python scripts/package_model.py package runs/recipe/03-body-longer [--precision bf16] --version mirnet-lol-v3 \
+      --description "..." --stage configs/recipe/01-body.json --stage configs/recipe/02-body-whole-images.json
   python scripts/package_model.py measure [--repeats 5]
   python scripts/package_model.py table [--gt-mean]
   python scripts/package_model.py fallback --fp32-views 3 [--fp32-refine-views 1] [--repeats 5]
-  python scripts/package_model.py inference --views 4 --precision bf16 --version mirnet-lol-v7 --description "..."
-  python scripts/package_model.py inference --views 1 --precision bf16 --refine-views 2 --version mirnet-lol-v21 \
+  python scripts/package_model.py inference --precision bf16 --views 4 --refine-views 2 --version mirnet-lol-v21 \
       --description "..."
 """
 
@@ -36,6 +35,7 @@ import os
 import platform
 import shutil
 from pathlib import Path
+from typing import Any
 
 from mirnet.choices import PRECISIONS, VIEW_COUNTS
 
@@ -46,7 +46,9 @@ WEIGHTS = REPO / "mirnet" / "weights"
 EVAL15 = REPO.parent / "shared" / "data" / "lol" / "eval15"
 RESULTS = REPO / "docs" / "results"
 SAMPLE = REPO.parent / "shared" / "data" / "lol" / "sample" / "low" / "2.png"
-SEED_ARGUMENTS = {"num_rrg": 3, "num_mrb": 2, "channels": 64}
+SEED_ARGUMENTS = {"groups": 3, "blocks": 2, "channels": 64}
+# LOL-v1 as every recipe step trains on it (data/lol-train: scripts/prepare_lol_train.sh).
+TRAINING_DATA = "LOL-v1 our485 minus the 48 validation pairs of our485-val.txt (437 pairs); eval15 never used"
 
 
 def _run_record(run: Path) -> dict:
@@ -104,26 +106,42 @@ def earlier_stages(config: dict, stage_configs: list[Path]) -> list[dict]:
     return records
 
 
-def package(run: Path, version: str, description: str, stages: list[Path], views: int, precision: str) -> None:
+def package(
+    run: Path,
+    version: str,
+    description: str,
+    earlier: list[dict],
+    inference: dict[str, Any],
+    out: Path = WEIGHTS / "default.keras",
+    arguments: dict[str, Any] | None = None,
+    train_config: str | None = None,
+) -> dict[str, Any]:
+    """Save ``run``'s best weights as ``out`` with a card from the run's records (``earlier``: the stages before it,
+    :func:`earlier_stages`; ``inference``: the card's inference settings, e.g. its precision and fp32 fallback), in
+    the network rebuilt with ``arguments`` over the run's (views and refine_views, which change how it runs and not
+    its weights). ``train_config``: the committed config the run was made with (found under configs/ when not
+    given). Returns the card."""
+    from mirnet.architectures import build_model
     from mirnet.flops import gflops_per_image
     from mirnet.models import load_model, save_model
 
     record = _run_record(run)
     config, state, best = record["config"], record["state"], record["best"]
     loaded = load_model(run / "best.keras")
-    gflops = gflops_per_image(loaded.model, loaded.architecture, loaded.arguments)
-    earlier = earlier_stages(config, stages)
+    arguments = {**loaded.arguments, **(arguments or {})}
+    model = build_model(loaded.architecture, **arguments)
+    model.set_weights(loaded.model.get_weights())
+    gflops = gflops_per_image(model, loaded.architecture, arguments)
     hours_before = sum(stage["hours"] for stage in earlier)
-    train_config = _committed_config(config)
+    train_config = train_config or _committed_config(config)
     card = {
         "version": version,
         "description": description,
         "architecture": loaded.architecture,
-        "arguments": loaded.arguments,
+        "arguments": arguments,
         "gflops_per_600x400": round(gflops, 2),
         "training": {
             **best["training"],
-            "exposure_jitter": config.get("exposure_jitter", 0.0),  # a run started before the card had it
             "init_from": config.get("init_from"),  # as the committed config names it
             "config": train_config,
             "command": f"lowlight train --config {train_config}",
@@ -131,17 +149,16 @@ def package(run: Path, version: str, description: str, stages: list[Path], views
             "total_steps": state["step"],
             "hours": round(best["training"]["seconds"] / 3600, 2),
             "hours_all_stages": round(hours_before + state["seconds"] / 3600, 2),
-            "data": "LOL-v1 our485 minus the 48 validation pairs of our485-val.txt (437 pairs); eval15 never used",
+            "data": TRAINING_DATA,
         },
         "validation": best["validation"],
-        # scripts/anchor_brightness.py: where the body that sets each image's brightness came from
-        **({"anchor": best["anchor"]} if "anchor" in best else {}),
-        # Chosen on the validation split (scripts/package_model.py views); the Enhancer runs what the card says.
-        "inference": {"views": views, "precision": precision},
+        # Chosen on the validation split; the Enhancer runs what the card says.
+        "inference": dict(inference),
     }
-    save_model(loaded.model, WEIGHTS / "default.keras", card)
-    shutil.copyfile(run / "log.csv", RESULTS / f"{version}-training-log.csv")
-    print(json.dumps(json.loads((WEIGHTS / "default.json").read_text()), indent=2))
+    save_model(model, out, card)
+    if out == WEIGHTS / "default.keras":
+        shutil.copyfile(run / "log.csv", RESULTS / f"{version}-training-log.csv")
+    return json.loads(Path(out).with_suffix(".json").read_text())
 
 
 def _committed_config(config: dict) -> str:
@@ -171,41 +188,40 @@ def compare_views(run: Path) -> None:
     """Validation scores of each number of test-time views (validation only: this is how views are chosen)."""
     import numpy as np
 
-    from mirnet.data import load_validation_arrays
+    from mirnet.data import load_validation_pairs
+    from mirnet.evaluation import evaluate_pairs
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import Enhancer
     from mirnet.models import load_model
-    from mirnet.training import evaluate_pairs
 
     config = json.loads((run / "config.json").read_text())
-    arrays = load_validation_arrays(REPO / config["data"], REPO / config["val_list"])
+    validation = load_validation_pairs(REPO / config["data"], REPO / config["val_list"])
     loaded = load_model(run / "best.keras")
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
     for views in VIEW_COUNTS:
-        enhancer = Enhancer(loaded, tile=None, views=views)
-        val_psnr, val_ssim, _ = evaluate_pairs(enhancer, arrays)
+        scores = evaluate_pairs(Enhancer(loaded, precision="fp32", tile=None, views=views), validation)
         seconds = _seconds_per_image(loaded, "fp32", image, 3, views)
-        print(f"views {views}: val PSNR {val_psnr:.3f} dB, SSIM {val_ssim:.4f}, {seconds:.3f} s per 600x400 (fp32)")
+        print(f"views {views}: val PSNR {scores.psnr:.3f} dB, SSIM {scores.ssim:.4f}, {seconds:.3f} s per 600x400")
 
 
 def measure(repeats: int) -> None:
     import numpy as np
 
     from mirnet.architectures import resolve_arguments
-    from mirnet.evaluation import evaluate_folder, report
+    from mirnet.evaluation import evaluate_folder
     from mirnet.imageio import load_rgb_uint8
-    from mirnet.inference import Enhancer, default_views
+    from mirnet.inference import Enhancer
     from mirnet.models import load_model
 
     loaded = load_model()
     card_file = WEIGHTS / "default.json"
     card = json.loads(card_file.read_text())
-    # The model's own views in both precisions (not an fp32 fallback's): bf16's cost is measured like for like.
-    views = default_views(resolve_arguments(loaded.architecture, loaded.arguments), card)
+    # The network's own views in both precisions (not an fp32 fallback's): bf16's cost is measured like for like.
+    views = resolve_arguments(loaded.architecture, loaded.arguments).get("views")
     eval15 = {}
     for precision in ("fp32", "bf16"):
-        scores = evaluate_folder(str(EVAL15), Enhancer(loaded, precision=precision, views=views))
-        document = report(scores, {"version": loaded.version, "precision": precision})
+        scores = evaluate_folder(EVAL15, Enhancer(loaded, precision=precision, views=views))
+        document = scores.report({"version": loaded.version, "precision": precision})
         suffix = "" if precision == "fp32" else "-bf16"
         (RESULTS / f"eval15-default{suffix}.json").write_text(json.dumps(document, indent=2) + "\n")
         eval15[precision] = document["mean"]
@@ -250,7 +266,7 @@ def fallback(fp32_views: int, repeats: int, fp32_refine_views: int | None = None
     on in the fallback."""
     import numpy as np
 
-    from mirnet.evaluation import evaluate_folder, report
+    from mirnet.evaluation import evaluate_folder
     from mirnet.imageio import load_rgb_uint8
     from mirnet.inference import Enhancer, native_bf16
     from mirnet.models import load_model
@@ -265,8 +281,8 @@ def fallback(fp32_views: int, repeats: int, fp32_refine_views: int | None = None
     enhancer = Enhancer(loaded, precision="fp32")
     assert enhancer.views == fp32_views, (enhancer.views, fp32_views)
     refine_views = {"refine_views": fp32_refine_views} if fp32_refine_views is not None else {}
-    scores = evaluate_folder(str(EVAL15), enhancer)
-    document = report(scores, {"version": loaded.version, "precision": "fp32", "views": fp32_views})
+    scores = evaluate_folder(EVAL15, enhancer)
+    document = scores.report({"version": loaded.version, "precision": "fp32", "views": fp32_views})
     (RESULTS / "eval15-default-fp32-fallback.json").write_text(json.dumps(document, indent=2) + "\n")
     image = load_rgb_uint8(str(SAMPLE)).astype(np.float32) / 255
     seed = _seed_network()
@@ -290,35 +306,39 @@ def fallback(fp32_views: int, repeats: int, fp32_refine_views: int | None = None
     print(json.dumps(measured, indent=2))
 
 
-def reinfer(views: int, precision: str, version: str, description: str, refine_views: int | None = None) -> None:
-    """The packaged weights, unchanged, as ``version`` with ``views`` and ``precision`` for inference; with
-    ``refine_views``, in the network rebuilt to run its refinement on that many of the body's views (the same
-    weights, a new file: its GFLOPs are measured again)."""
+def reinfer(
+    precision: str, version: str, description: str, views: int | None = None, refine_views: int | None = None
+) -> None:
+    """The packaged weights, unchanged, as ``version`` shipping in ``precision``; with ``views`` or
+    ``refine_views``, in the network rebuilt to run its body on that many views and its refinement on that many of
+    them (the same weights, a new file: its GFLOPs are measured again)."""
     from mirnet.architectures import build_model
     from mirnet.flops import gflops_per_image
     from mirnet.models import load_model, save_model
 
-    card_file = WEIGHTS / "default.json"
-    card = json.loads(card_file.read_text())
-    previous = {"version": card["version"], "inference": card.get("inference", {}), "sha256": card["sha256"]}
+    packaged = load_model()
+    card = dict(packaged.card)
+    previous = {
+        "version": card["version"],
+        "inference": card.get("inference", {}),
+        "sha256": card["sha256"],
+        "arguments": dict(card["arguments"]),
+    }
     for stale in ("eval15", "seconds_per_600x400"):
         card.pop(stale, None)
+    changed = {key: value for key, value in (("views", views), ("refine_views", refine_views)) if value is not None}
+    arguments = {**card["arguments"], **changed}
+    model = build_model(card["architecture"], **arguments)
+    model.set_weights(packaged.model.get_weights())
     card.update(
         version=version,
         description=description,
-        inference={"views": views, "precision": precision},
+        arguments=arguments,
+        inference={**card.get("inference", {}), "precision": precision},
         weights_from=previous,
+        gflops_per_600x400=round(gflops_per_image(model, card["architecture"], arguments), 2),
     )
-    if refine_views is None or refine_views == card["arguments"].get("refine_views", 1):
-        card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    else:
-        packaged = load_model()
-        previous["arguments"] = dict(card["arguments"])
-        card["arguments"] = {**card["arguments"], "refine_views": refine_views}
-        model = build_model(card["architecture"], **card["arguments"])
-        model.set_weights(packaged.model.get_weights())
-        card["gflops_per_600x400"] = round(gflops_per_image(model, card["architecture"], card["arguments"]), 2)
-        save_model(model, WEIGHTS / "default.keras", card)
+    save_model(model, WEIGHTS / "default.keras", card)
     shown = ("version", "inference", "weights_from", "arguments", "gflops_per_600x400")
     print(json.dumps({key: card[key] for key in shown}, indent=2))
 
@@ -345,8 +365,8 @@ def main() -> None:
     pack.add_argument("--version", required=True)
     pack.add_argument("--description", required=True)
     pack.add_argument("--stage", type=Path, action="append", default=[], help="config of an earlier stage")
-    pack.add_argument("--views", type=int, default=1, help="test-time views chosen on validation")
     pack.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="the precision it ships in")
+    pack.add_argument("--out", type=Path, default=WEIGHTS / "default.keras", help="where to write it")
     views = commands.add_parser("views", help="validation PSNR/SSIM and speed of 1-4 views of a run's best model")
     views.add_argument("run", type=Path)
     meas = commands.add_parser("measure")
@@ -354,7 +374,7 @@ def main() -> None:
     table = commands.add_parser("table", help="the per-image eval15 table (Markdown) for README and docs/MODEL.md")
     table.add_argument("--gt-mean", action="store_true", help="add the GT-mean diagnostic column")
     infer = commands.add_parser("inference", help="the packaged weights with other views and precision")
-    infer.add_argument("--views", type=int, required=True, choices=VIEW_COUNTS)
+    infer.add_argument("--views", type=int, choices=VIEW_COUNTS, help="the body on this many views")
     infer.add_argument("--precision", required=True, choices=list(PRECISIONS))
     infer.add_argument("--version", required=True)
     infer.add_argument("--description", required=True)
@@ -365,8 +385,9 @@ def main() -> None:
     fall.add_argument("--fp32-refine-views", type=int, choices=VIEW_COUNTS, help="the refinement's views in fp32")
     args = parser.parse_args()
     if args.command == "package":
-        stages = [stage.resolve() for stage in args.stage]
-        package(args.run, args.version, args.description, stages, args.views, args.precision)
+        earlier = earlier_stages(_run_record(args.run)["config"], [stage.resolve() for stage in args.stage])
+        card = package(args.run, args.version, args.description, earlier, {"precision": args.precision}, args.out)
+        print(json.dumps(card, indent=2))
     elif args.command == "views":
         compare_views(args.run)
     elif args.command == "table":
@@ -374,7 +395,7 @@ def main() -> None:
     elif args.command == "fallback":
         fallback(args.fp32_views, args.repeats, args.fp32_refine_views)
     elif args.command == "inference":
-        reinfer(args.views, args.precision, args.version, args.description, args.refine_views)
+        reinfer(args.precision, args.version, args.description, args.views, args.refine_views)
     else:
         measure(args.repeats)
 

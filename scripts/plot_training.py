@@ -1,9 +1,7 @@
 """Validation PSNR against training hours for several runs, as a standalone SVG (no plotting library needed).
 
-Usage: python scripts/plot_training.py runs/compare/* runs/default-v1 --out docs/img/validation-psnr.svg
-       python scripts/plot_training.py docs/results/mirnet-lol-v1-training-log.csv runs/default-v2 \
-           --after docs/results/mirnet-lol-v1-training-log.csv=0.17 \
-           --after runs/default-v2=docs/results/mirnet-lol-v1-training-log.csv --out docs/img/default-model-stages.svg
+Usage: python scripts/plot_training.py runs/recipe/01-body runs/recipe/02-body-whole-images \
+           --after runs/recipe/02-body-whole-images=runs/recipe/01-body --out docs/img/validation-psnr.svg
 
 A curve is a run folder (its log.csv) or a log CSV file. ``--after RUN=EARLIER`` draws RUN from where EARLIER ended
 (EARLIER is another curve, drawn after its own EARLIER if it has one, or a number of hours).

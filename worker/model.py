@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from web.core.registry import services as registry
 from web.core.settings import Settings
 from web.core.storage import ObjectStorage, StorageUnavailable
+from worker.serving import serving_enhancer
 
 if TYPE_CHECKING:
     from mirnet.inference import Enhancer
@@ -43,7 +44,6 @@ class ModelUnavailable(RuntimeError):
 def load_enhancer(settings: Settings, path: str | None = None, version: str | None = None) -> Enhancer:
     """Load the configured model, or the file ``path`` of registry version ``version`` (imports TensorFlow),
     and wrap it for batched inference."""
-    from mirnet.inference import Enhancer
     from mirnet.models import ModelLoadError, load_model
 
     name = version or settings.model or "default"
@@ -54,13 +54,7 @@ def load_enhancer(settings: Settings, path: str | None = None, version: str | No
     if version:
         loaded.version = version
     try:
-        return Enhancer(
-            loaded,
-            precision=settings.precision,
-            views=settings.views,
-            tile=settings.tile,
-            batch_size=settings.max_batch,
-        )
+        return serving_enhancer(loaded, settings)
     except ValueError as exc:
         views = "" if settings.views is None else f"VIEWS={settings.views} "
         options = f"PRECISION={settings.precision} {views}TILE={settings.tile} MAX_BATCH={settings.max_batch}"

@@ -29,6 +29,7 @@ from web.core.registry.models import ModelVersion, Pair, RunStatus, TrainingRun
 from web.core.settings import Settings
 from web.core.storage import ObjectStorage
 from worker.context import WorkerContext
+from worker.serving import serving_enhancer
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,8 @@ def _run(ctx: WorkerContext, session: Session, run: TrainingRun, owner: str) -> 
         candidate_path = _fine_tune(settings, active, active_path, data, work / "run", run, reporter)
         inherit_inference(active_path, candidate_path)
         arrays = _holdout_arrays(ctx.storage, holdout)
-        active_scores = _evaluate(active_path, arrays)
-        candidate_scores = _evaluate(candidate_path, arrays)
+        active_scores = _evaluate(settings, active_path, arrays)
+        candidate_scores = _evaluate(settings, candidate_path, arrays)
         lineage = {"new_pairs": [p.id for p in new], "replay_pairs": [p.id for p in replay]}
         lineage["holdout_pairs"] = [p.id for p in holdout]
         return _decide(ctx, session, run, active, candidate_path, active_scores, candidate_scores, lineage, new)
@@ -269,12 +270,12 @@ def inherit_inference(active_path: Path, candidate_path: Path) -> None:
     card_file.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
 
 
-RECIPE_KEYS = ("ssim_weight", "exposure_weight", "exposure_jitter")
+RECIPE_KEYS = ("ssim_weight", "exposure_weight")
 
 
 def trained_recipe(model_path: Path) -> dict[str, Any]:
-    """Fine-tune with the loss and input-exposure jitter the active model was trained with, as its card records
-    (Charbonnier alone, no jitter, where the card predates them), and train the layers its last stage trained
+    """Fine-tune with the loss the active model was trained with, as its card records (Charbonnier alone where the
+    card predates the other terms), and train the layers its last stage trained
     (``train_layers``; all of them where the card names none). The packaged model's last stages trained only its
     refinement, with the body frozen: a fine-tune that moved the body would move each image's brightness, which
     is what did not carry from validation to eval15, and would backpropagate through the body's four views."""
@@ -295,12 +296,15 @@ def _smallest_side(data: Path) -> tuple[int, ...]:
     return tuple(sides) or (0,)
 
 
-def _holdout_arrays(storage: ObjectStorage, holdout: list[Pair]) -> list[tuple[Any, Any]]:
+def _holdout_arrays(storage: ObjectStorage, holdout: list[Pair]) -> list[Any]:
+    """The holdout pairs decoded whole (``mirnet.data.ImagePair``), named by their ids."""
+    from mirnet.data import ImagePair
     from mirnet.imageio import ImageLimits, decode_image
 
     limits = ImageLimits(2**40, 2**30, 2**40)  # pairs were checked when they arrived
     return [
-        (
+        ImagePair(
+            str(pair.id),
             decode_image(storage.get_bytes(pair.low_key), "holdout low", limits).rgb,
             decode_image(storage.get_bytes(pair.high_key), "holdout high", limits).rgb,
         )
@@ -308,11 +312,11 @@ def _holdout_arrays(storage: ObjectStorage, holdout: list[Pair]) -> list[tuple[A
     ]
 
 
-def _evaluate(model_path: Path, arrays: list[tuple[Any, Any]]) -> tuple[float, float]:
-    """Mean holdout PSNR/SSIM at 8 bits on whole images, as ``lowlight eval`` scores them."""
-    from mirnet.inference import Enhancer
+def _evaluate(settings: Settings, model_path: Path, holdout: list[Any]) -> tuple[float, float]:
+    """Mean holdout PSNR/SSIM at 8 bits of the model as the workers serve it (precision, views, refinement views,
+    tile and batch from the same settings, through the same function), scored as ``lowlight eval`` scores."""
+    from mirnet.evaluation import evaluate_pairs
     from mirnet.models import load_model
-    from mirnet.training import evaluate_pairs
 
-    mean_psnr, mean_ssim, _ = evaluate_pairs(Enhancer(load_model(model_path), tile=None), arrays)
-    return mean_psnr, mean_ssim
+    scores = evaluate_pairs(serving_enhancer(load_model(model_path), settings), holdout)
+    return scores.psnr, scores.ssim

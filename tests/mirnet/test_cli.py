@@ -67,27 +67,27 @@ def test_info_describes_the_model(tiny_lite_path, capsys):
     assert "mirnet-lite" in printed and "parameters:" in printed
 
 
-def test_info_counts_the_views_a_network_runs_inside_itself(capsys, tmp_path):
+TINY_REFINED = {"channels": 4, "groups": 1, "blocks": 1, "fold": 4, "refine_views": 1}
+
+
+def _save_refined(path: Path, views: int, inference: dict) -> Path:
     from mirnet.architectures import build_model
     from mirnet.models import save_model
 
-    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 4, "body_views": 3}
-    path = tmp_path / "inside.keras"
-    card = {"architecture": "mirnet", "arguments": arguments, "inference": {"views": 1}, "version": "t"}
-    save_model(build_model("mirnet", **arguments), path, card)
+    arguments = {**TINY_REFINED, "views": views}
+    card = {"architecture": "mirnet-refined", "arguments": arguments, "inference": inference, "version": "t"}
+    save_model(build_model("mirnet-refined", **arguments), path, card)
+    return path
+
+
+def test_info_counts_the_views_a_network_runs_inside_itself(capsys, tmp_path):
+    path = _save_refined(tmp_path / "inside.keras", 3, {})
     assert main(["info", "--model", str(path)]) == 0
     assert "inference:    3 view(s) inside the network, fp32" in capsys.readouterr().out
 
 
 def test_info_names_the_views_of_an_fp32_fallback(capsys, tmp_path):
-    from mirnet.architectures import build_model
-    from mirnet.models import save_model
-
-    arguments = {"channels": 4, "fold": 4, "num_rrg": 1, "num_mrb": 1, "refine": 4, "body_views": 4}
-    path = tmp_path / "inside.keras"
-    inference = {"views": 1, "precision": "bf16", "fp32_views": 3}
-    card = {"architecture": "mirnet", "arguments": arguments, "inference": inference, "version": "t"}
-    save_model(build_model("mirnet", **arguments), path, card)
+    path = _save_refined(tmp_path / "inside.keras", 4, {"precision": "bf16", "fp32_views": 3})
     assert main(["info", "--model", str(path)]) == 0
     printed = capsys.readouterr().out
     expected = "4 view(s) inside the network, bf16 where the machine computes it natively and faster; in fp32 3 view(s)"
@@ -101,23 +101,40 @@ def test_missing_model_is_a_clear_error(capsys, tmp_path):
 
 def test_train_options_reach_the_runs_config(tmp_path, lol_sample):
     """Every training option given on the command line is what the run records (and so what it trains with)."""
-    val_list, exclude_list = tmp_path / "val.txt", tmp_path / "twins.txt"
+    val_list = tmp_path / "val.txt"
     val_list.write_text("5.png\n")
-    exclude_list.write_text("6.png\n")
     out = tmp_path / "run"
     code = main([
-        "train", "--data", str(lol_sample), "--out", str(out), "--arch", "mirnet", "--arg", "fold=4",
-        "--arg", "num_rrg=1", "--arg", "num_mrb=1", "--arg", "channels=4", "--val-list", str(val_list),
-        "--exclude-list", str(exclude_list), "--exposure-jitter", "0.5", "--exposure-weight", "1.0",
+        "train", "--data", str(lol_sample), "--out", str(out), "--arch", "mirnet-lite", "--arg", "groups=1",
+        "--arg", "blocks=1", "--arg", "channels=4", "--val-list", str(val_list), "--exposure-weight", "1.0",
         "--ssim-weight", "0.2", "--pixel-loss", "rmse", "--steps", "1", "--val-every", "1", "--checkpoint-every", "1",
-        "--batch-size", "2", "--crop-size", "32", "--learning-rate", "1e-4", "--warmup-steps", "0", "--seed", "3",
+        "--batch-size", "2", "--crop-size", "16", "--learning-rate", "1e-4", "--warmup-steps", "0", "--seed", "3",
+        "--train-layer", "group_*",
     ])
     assert code == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["exclude_list"] == str(exclude_list) and config["val_list"] == str(val_list)
-    assert config["exposure_jitter"] == 0.5 and config["exposure_weight"] == 1.0 and config["ssim_weight"] == 0.2
-    assert config["learning_rate"] == 1e-4 and config["seed"] == 3 and config["crop_size"] == 32
+    assert config["arch"] == "mirnet-lite" and config["arguments"] == {"groups": 1, "blocks": 1, "channels": 4}
+    assert config["val_list"] == str(val_list) and config["train_layers"] == ["group_*"]
+    assert config["exposure_weight"] == 1.0 and config["ssim_weight"] == 0.2
+    assert config["learning_rate"] == 1e-4 and config["seed"] == 3 and config["crop_size"] == 16
     assert config["pixel_loss"] == "rmse"
+
+
+def test_train_offers_no_option_of_a_dropped_experiment(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    offered = capsys.readouterr().out
+    assert "--pixel-loss" in offered and "--train-layer" in offered  # the help is the one asked for
+    for dropped in ("--ema-decay", "--exposure-jitter", "--exclude-list", "log-rmse"):
+        assert dropped not in offered
+
+
+def test_a_bare_train_builds_the_shipped_network():
+    from mirnet.models import WEIGHTS_DIR
+    from mirnet.training import TrainConfig
+
+    shipped = json.loads((WEIGHTS_DIR / "default.json").read_text())
+    assert TrainConfig(data="d", out="o").arch == shipped["architecture"] == "mirnet-refined"
 
 
 def test_the_parser_offers_what_training_accepts_without_loading_tensorflow():

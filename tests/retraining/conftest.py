@@ -19,7 +19,7 @@ from web.core.storage import LocalStorage
 from worker.context import WorkerContext
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lol" / "sample"
-TINY = {"num_rrg": 1, "num_mrb": 1, "channels": 4}
+TINY = {"groups": 1, "blocks": 1, "channels": 4}
 
 
 def lol_folder(root: Path, names: list[str], swap: bool = False) -> Path:

@@ -17,7 +17,7 @@ from web.core.registry import services as registry
 from web.core.tokens import create_token
 from web.registry.views import SEND_RETRAIN
 
-CARD = {"architecture": "mirnet-lite", "arguments": {"num_rrg": 1, "num_mrb": 1, "channels": 4}}
+CARD = {"architecture": "mirnet-lite", "arguments": {"groups": 1, "blocks": 1, "channels": 4}}
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A fine-tune keeps the loss, augmentation and trained layers of the active model's training, as its card records."""
+"""A fine-tune keeps the loss and trained layers of the active model's training, as its card records."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ def _model_with_card(folder: Path, training: dict) -> Path:
     return path
 
 
-def test_the_cards_loss_weights_and_exposure_jitter_carry_over(tmp_path: Path) -> None:
-    card = {"ssim_weight": 0.2, "exposure_weight": 1.0, "exposure_jitter": 1.0, "pixel_loss": "rmse", "seed": 4,
-            "train_layers": ["refine_*"]}
+def test_the_cards_loss_weights_and_trained_layers_carry_over(tmp_path: Path) -> None:
+    card = {"ssim_weight": 0.2, "exposure_weight": 1.0, "pixel_loss": "rmse", "seed": 4, "train_layers": ["refine_*"]}
     assert trained_recipe(_model_with_card(tmp_path, card)) == {
         "ssim_weight": 0.2,
         "exposure_weight": 1.0,
-        "exposure_jitter": 1.0,
         "pixel_loss": "rmse",
         "train_layers": ["refine_*"],
     }
@@ -31,7 +29,6 @@ def test_a_card_from_before_the_weights_existed_means_charbonnier_alone(tmp_path
     assert recipe == {
         "ssim_weight": 0.0,
         "exposure_weight": 0.0,
-        "exposure_jitter": 0.0,
         "pixel_loss": "charbonnier",
         "train_layers": None,
     }
