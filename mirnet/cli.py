@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from mirnet.choices import (
-    AUTO_PRECISION,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONTEXT,
     DEFAULT_PIXEL_LOSS,
+    DEFAULT_PRECISION,
+    DEFAULT_TILE,
     INFERENCE_PRECISIONS,
     PIXEL_LOSSES,
     PRECISIONS,
@@ -23,12 +26,12 @@ from mirnet.choices import (
 from mirnet.imageio import ImageLimits
 
 
-def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, tile: int = DEFAULT_TILE) -> None:
     parser.add_argument("--model", default=None, help="a packaged model name or a .keras file (default: packaged)")
     parser.add_argument(
         "--precision",
         choices=list(INFERENCE_PRECISIONS),
-        default=AUTO_PRECISION,
+        default=DEFAULT_PRECISION,
         help="inference precision (default auto: the one the model card ships with where this machine computes it "
         "natively, fp32 elsewhere)",
     )
@@ -48,12 +51,14 @@ def _add_model_options(parser: argparse.ArgumentParser, tile: int = 1024) -> Non
     parser.add_argument(
         "--context",
         type=int,
-        default=1024,
+        default=DEFAULT_CONTEXT,
         help="tiles share the global averages of the whole image downscaled to this longer side; 0: each tile "
-        "averages alone (default 1024)",
+        f"averages alone (default {DEFAULT_CONTEXT})",
     )
     # On CPUs batching tiles does not pay (scripts/bench_batching.py); GPUs may want more.
-    parser.add_argument("--batch-size", type=int, default=1, help="tiles run through the network together")
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles run through the network together"
+    )
 
 
 def _parse_argument(text: str) -> tuple[str, Any]:

@@ -226,22 +226,25 @@ def _fine_tune(
     settings: Settings, active: ModelVersion, active_path: Path, data: Path, out: Path, run: TrainingRun, report
 ) -> Path:
     from mirnet.architectures import ARCHITECTURES, resolve_arguments
+    from mirnet.models import upgrade_card
     from mirnet.training import TrainConfig, Trainer
 
     def on_log_row(row: dict[str, Any]) -> None:
         loss = row.get("loss")
         report(int(row["step"]), None if loss is None or loss != loss else float(loss))
 
-    arguments = resolve_arguments(active.architecture, active.arguments)
-    multiple = ARCHITECTURES[active.architecture].size_multiple(arguments)
+    # A version registered before the network was defined once names it in the old terms.
+    network = upgrade_card({"architecture": active.architecture, "arguments": dict(active.arguments)})
+    arguments = resolve_arguments(network["architecture"], network["arguments"])
+    multiple = ARCHITECTURES[network["architecture"]].size_multiple(arguments)
     crop = min(settings.retrain_crop_size, *_smallest_side(data)) // multiple * multiple
     if crop == 0:
         raise ValueError(f"the training pairs are smaller than {multiple} px, the least this architecture needs")
     config = TrainConfig(
         data=str(data),
         out=str(out),
-        arch=active.architecture,
-        arguments=dict(active.arguments),
+        arch=network["architecture"],
+        arguments=network["arguments"],
         steps=run.steps,
         val_every=max(1, run.steps // PROGRESS_REPORTS),
         checkpoint_every=run.steps,

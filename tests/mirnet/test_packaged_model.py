@@ -81,9 +81,8 @@ def test_eval15_gives_back_the_figures_in_the_card(card):
     assert runs["fp32_fallback"].views == card["inference"]["fp32_views"] == fallback["views"]
     for name, enhancer in runs.items():
         scores = evaluate_folder(str(EVAL15), enhancer)
-        assert len(scores) == 15
-        mean_psnr = sum(score.psnr for score in scores) / len(scores)
-        mean_ssim = sum(score.ssim for score in scores) / len(scores)
+        assert len(scores.images) == 15
+        mean_psnr, mean_ssim = scores.psnr, scores.ssim
         print(f"eval15 {name}: psnr {mean_psnr:.6f} ssim {mean_ssim:.6f}")
         assert mean_psnr == pytest.approx(figures[name]["psnr"], abs=1e-3), name
         assert mean_ssim == pytest.approx(figures[name]["ssim"], abs=1e-4), name

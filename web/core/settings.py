@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from mirnet.choices import AUTO_PRECISION, INFERENCE_PRECISIONS, VIEW_COUNTS
+from mirnet.choices import DEFAULT_PRECISION, DEFAULT_TILE, INFERENCE_PRECISIONS, VIEW_COUNTS
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -99,11 +99,11 @@ class Settings:
 
     model: str | None = None  # None: the packaged default model
     # "auto": the precision the model card ships with where this machine computes it natively and faster, else fp32
-    precision: str = AUTO_PRECISION
+    precision: str = DEFAULT_PRECISION
     # Mirrored views averaged; None: as many as the model card ships with for the precision that runs (the packaged
     # model: 4 in bf16, its fp32 fallback of 3 on a CPU without bf16 instructions; docs/MODEL.md).
     views: int | None = None
-    tile: int = 1024  # whole-image inference up to 1024x1024; see docs/MODEL.md on tiling a global network
+    tile: int = DEFAULT_TILE  # whole-image inference up to 1024x1024; see docs/MODEL.md on tiling a global network
     max_batch: int = 4
     max_batch_delay_ms: int = 200
     task_soft_time_limit: int = 600
