@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mirnet.data import IMAGE_SUFFIXES, list_pairs, natural_key, read_name_list
+from mirnet.data import IMAGE_SUFFIXES, list_pairs, load_image_pair, natural_key, read_name_list
+from mirnet.evaluation import evaluate_pairs
 from mirnet.exposure import DEFAULT_FACTORS, ExposureScore, SensorNoise, stops, summarise, sweep
 from mirnet.imageio import load_rgb_uint8, to_uint8
 from mirnet.inference import Enhancer
-from mirnet.metrics import psnr, ssim
 from mirnet.models import load_model
 
 
@@ -58,11 +58,8 @@ def run_model(label: str, path: str, args: argparse.Namespace, references, pairs
     started = time.perf_counter()
     noise = SensorNoise() if args.noise else None
     scores = sweep(references, enhance, args.factors, noise)
-    lol = []
-    for pair in pairs:
-        low, high = load_rgb_uint8(str(pair.low)), load_rgb_uint8(str(pair.high))
-        out = enhance(low)
-        lol.append({"name": pair.name, "psnr": psnr(out, high), "ssim": ssim(out, high)})
+    evaluation = evaluate_pairs(enhancer, (load_image_pair(pair) for pair in pairs))
+    lol = [{"name": image.name, "psnr": image.psnr, "ssim": image.ssim} for image in evaluation.images]
     seconds = time.perf_counter() - started
     print(f"{label}: {len(scores) + len(lol)} images in {seconds:.0f} s, {enhancer.precision}", file=sys.stderr)
     return {"label": label, "model": path, "precision": enhancer.precision, "scores": scores, "lol": lol}
