@@ -21,6 +21,7 @@ NamedBytes = tuple[str, bytes]  # (file name, content) of one multipart part
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRIES = 5
 MAX_RETRY_WAIT_S = 30.0
+LIST_PAGE = 100  # the API's largest page
 
 
 class ServerUnavailable(Exception):
@@ -109,6 +110,19 @@ class ApiClient:
 
     def get_job(self, job_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/jobs/{job_id}").json()
+
+    def jobs_since(self, lowest_id: int) -> dict[int, dict[str, Any]]:
+        """Every job this token sees with an id of at least ``lowest_id``, newest first, a page of 100 per
+        request: one request reads a hundred jobs where ``get_job`` would need a hundred."""
+        found: dict[int, dict[str, Any]] = {}
+        params: dict[str, int] = {"limit": LIST_PAGE}
+        while True:
+            page = self._request("GET", "/api/v1/jobs", params=params).json()
+            found.update((job["id"], job) for job in page["jobs"] if job["id"] >= lowest_id)
+            cursor = page.get("next_cursor")
+            if cursor is None or cursor <= lowest_id:
+                return found
+            params["cursor"] = cursor
 
     def download_result(self, job: dict[str, Any], target: Path) -> None:
         """Write the result PNG to ``target`` through a temporary name, so a file there is always complete.

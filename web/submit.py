@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 # The formats the server accepts (web.services.uploads); folders are searched for these, not recursively.
 PHOTO_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".ppm"})
 FINAL = frozenset({"succeeded", "failed", "canceled"})
-POLL_MIN_S, POLL_MAX_S = 0.5, 5.0
+# One poll is one request per hundred unfinished jobs, so it can be frequent: a result waits at most 2 s.
+POLL_MIN_S, POLL_MAX_S = 0.25, 2.0
 
 
 @dataclass
@@ -82,7 +83,10 @@ def collect_photos(
 
 
 class Submission:
-    """Uploads every photo, polls the unfinished jobs with backoff and downloads each result once it exists."""
+    """Uploads every photo, polls the unfinished jobs with backoff and downloads each result once it exists.
+
+    The server offers no stream of job events (web/openapi.yaml), so the client polls the job list.
+    """
 
     def __init__(self, client: ApiClient, photos: list[Photo], bar: tqdm) -> None:
         self.client = client
@@ -121,10 +125,18 @@ class Submission:
         self._settle(photo)
 
     def _poll(self) -> int:
-        """Read each unfinished job once; returns how many became final."""
+        """Read the unfinished jobs (a page of the job list per hundred); returns how many became final."""
+        from web.client import ApiError
+
         before = len(self.waiting)
+        current = self.client.jobs_since(min(photo.job["id"] for photo in self.waiting))
         for photo in list(self.waiting):
-            photo.job = self.client.get_job(photo.job["id"])
+            try:  # a job missing from the list was deleted meanwhile: get_job says so
+                photo.job = current.get(photo.job["id"]) or self.client.get_job(photo.job["id"])
+            except ApiError as exc:
+                self.waiting.remove(photo)
+                self._finish(photo, f"job {photo.job['id']}: {exc}")
+                continue
             self._settle(photo)
         return before - len(self.waiting)
 

@@ -17,6 +17,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+import web.client
 from tests.fixtures.platform import REPO_ROOT, PlatformFactory
 from tests.fixtures.services import free_port
 from web.client import ApiClient, idempotency_key
@@ -118,8 +119,11 @@ def test_a_server_that_is_down_is_refused_with_a_sentence(tmp_path: Path) -> Non
 
 
 @pytest.mark.integration
-def test_a_token_is_sent_and_a_wrong_one_stops_the_run(
-    platform_factory: PlatformFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_token_is_sent_a_wrong_one_stops_the_run_and_the_job_list_is_paged(
+    platform_factory: PlatformFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     platform = platform_factory("embedded", require_auth=True)  # no worker: the jobs only need to be queued
     with platform.sessions() as session:
@@ -130,8 +134,12 @@ def test_a_token_is_sent_and_a_wrong_one_stops_the_run(
         assert "HTTP 401" in capsys.readouterr().err
         assert count_jobs(platform) == 0
         client = ApiClient(url, token)
-        job = client.create_job(("0.png", Path(photos[0]).read_bytes()), key="k")
-        assert job["status"] == "queued" and client.get_job(job["id"])["id"] == job["id"]
+        ids = [
+            client.create_job((f"{n}.png", write_png(tmp_path / "more.png", n).read_bytes()))["id"] for n in range(5)
+        ]
+        assert client.get_job(ids[0])["status"] == "queued"
+        monkeypatch.setattr(web.client, "LIST_PAGE", 2)  # three pages, the last one partly older than asked
+        assert sorted(client.jobs_since(ids[1])) == ids[1:]
 
 
 def test_collect_photos_takes_files_folders_and_globs_once_with_stable_names(tmp_path: Path) -> None:
