@@ -2,12 +2,13 @@
 
     python scripts/bench_platform.py [--images 12] [--model FILE] [--workers 1 2]
 
-(a) The bare ``Enhancer`` in this process, in batches of MAX_BATCH as the worker runs them, after one untimed
-warm-up batch (a worker warms up before it says it is ready). (b) The whole platform with real services: a
-fresh PostgreSQL database, Redis, SeaweedFS, the web tier (``python -m web``, gunicorn) and Celery workers,
-driven by ``lowlight submit`` in its own process, all images uploaded at once so the queue stays full. It
-prints images per second of both, the platform's overhead over the model's own time, and where the platform's
-time goes, from the job rows' timestamps; then the same with each count of ``--workers``.
+(a) The bare ``Enhancer`` in this process, in batches of MAX_BATCH as the worker runs them, loaded and warmed
+up as a worker loads it (``worker.model.load_enhancer``), so neither path pays for tracing in its time.
+(b) The whole platform with real services: a fresh PostgreSQL database, Redis, SeaweedFS, the web tier
+(``python -m web``, gunicorn) and Celery workers, driven by ``lowlight submit`` in its own process, all images
+uploaded at once so the queue stays full. It prints images per second of both, the platform's overhead over the
+model's own time, and where the platform's time goes, from the job rows' timestamps; then the same with each
+count of ``--workers``.
 
 The services come from the tests' fixtures (tests/fixtures), so this is a development tool: it needs the test
 extras (``make install``) and the PostgreSQL and Redis of the test setup (TEST_POSTGRES_ADMIN_URL,
@@ -69,7 +70,6 @@ def run_bare(images: list[Path], settings: Settings) -> BareRun:
 
     enhancer = load_enhancer(settings)
     batches = [images[i : i + settings.max_batch] for i in range(0, len(images), settings.max_batch)]
-    enhancer.enhance_many([decode_image(p.read_bytes()).rgb for p in batches[0]])  # warm-up, untimed
     model_s = decode_s = encode_s = 0.0
     for batch in batches:
         started = time.perf_counter()
