@@ -201,6 +201,9 @@ def run_submit(args: argparse.Namespace) -> int:
         except (ServerUnavailable, ApiError) as exc:
             bar.write(f"error: {exc}; run the same command again to resume", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            bar.write("interrupted; run the same command again to resume", file=sys.stderr)
+            return 130
     enhanced = sum(1 for photo in photos if photo.error is None)
     failed = len(photos) - enhanced + len(missing)
     if args.json:
