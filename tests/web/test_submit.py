@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 import web.client
 from tests.fixtures.platform import REPO_ROOT, PlatformFactory
 from tests.fixtures.services import free_port
-from web.client import ApiClient, idempotency_key
+from web.client import ApiClient, ApiError, idempotency_key
 from web.models import Job
 from web.services.tokens import create_token
 from web.submit import collect_photos
@@ -162,3 +162,21 @@ def test_idempotency_keys_depend_on_the_content_alone() -> None:
     assert idempotency_key(image, None) == idempotency_key(bytes(image), None)
     assert idempotency_key(image, None) != idempotency_key(image, b"reference")
     assert idempotency_key(image, b"reference") != idempotency_key(b"other", b"reference")
+
+
+def test_a_busy_answer_is_waited_out_and_a_refusal_keeps_the_servers_words() -> None:
+    """A stand-in WSGI server answering 429 then 422, the answers a rate-limited, validating server gives."""
+    paths: list[str] = []
+
+    def answer(environ, start_response):
+        paths.append(environ["PATH_INFO"])
+        if len(paths) == 1:
+            start_response("429 Too Many Requests", [("Retry-After", "0"), ("Content-Type", "application/json")])
+            return [b'{"error": {"code": "rate_limited", "message": "slow down"}}']
+        start_response("422 Unprocessable Entity", [("Content-Type", "application/json")])
+        return [b'{"error": {"code": "not_an_image", "message": "image (x.png): not an image"}}']
+
+    with serve(answer) as url, pytest.raises(ApiError) as refused:
+        ApiClient(url).create_job(("x.png", b"not an image"), key="k")
+    assert paths == ["/api/v1/jobs", "/api/v1/jobs"]
+    assert str(refused.value) == "not_an_image: image (x.png): not an image (HTTP 422)"
