@@ -214,6 +214,11 @@ def report(images: list[Path], bare: BareRun, runs: list[PlatformRun]) -> None:
     for run in runs:
         print(f"(b) platform, {run.workers} worker(s)       {n / run.seconds:7.3f} images/s  ({run.seconds:.1f} s)")
         print(f"    overhead over the model's own time: {100 * (run.seconds / bare.seconds - 1):+.1f}%")
+        working = run.phases["workers busy"] + run.phases["no worker busy"]  # first claim to last completion
+        print(
+            f"    with the queue full (first claim to last completion): {n / working:.3f} images/s, "
+            f"{100 * (working / bare.seconds - 1):+.1f}% over the model"
+        )
         if run is not runs[0]:
             print(f"    throughput x{runs[0].seconds / run.seconds:.2f} of {runs[0].workers} worker(s)")
         for name, value in run.phases.items():
