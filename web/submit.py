@@ -152,9 +152,9 @@ class Submission:
             photo.output.parent.mkdir(parents=True, exist_ok=True)
             self.client.download_result(photo.job, photo.output)
             return self._finish(photo, None)
-        error = photo.job.get("error") or {}
-        reason = f"{error.get('code', status)}: {error.get('message', '')}" if error else status
-        self._finish(photo, f"job {photo.job['id']} {status}: {reason}")
+        error = photo.job.get("error")
+        detail = f": {error['code']}: {error['message']}" if error else ""
+        self._finish(photo, f"job {photo.job['id']} {status}{detail}")
 
     def _finish(self, photo: Photo, error: str | None) -> None:
         photo.error = error

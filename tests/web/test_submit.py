@@ -141,6 +141,13 @@ def test_a_token_is_sent_a_wrong_one_stops_the_run_and_the_job_list_is_paged(
         monkeypatch.setattr(web.client, "LIST_PAGE", 2)  # three pages, the last one partly older than asked
         assert sorted(client.jobs_since(ids[1])) == ids[1:]
 
+        photo = Path(photos[0])
+        canceled = client.create_job((photo.name, photo.read_bytes()), key=idempotency_key(photo.read_bytes(), None))
+        assert client.http.post(f"{url}/api/v1/jobs/{canceled['id']}/cancel").status_code == 200
+        capsys.readouterr()
+        assert main(["submit", "--server", url, "--token", token, str(photo), "-o", str(tmp_path / "out")]) == 1
+        assert f"failed: {photo}: job {canceled['id']} canceled\n" in capsys.readouterr().err
+
 
 def test_collect_photos_takes_files_folders_and_globs_once_with_stable_names(tmp_path: Path) -> None:
     for name in ("one/x.png", "one/y.jpg", "two/x.png", "two/notes.txt", "refs/x.jpg"):
