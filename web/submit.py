@@ -149,12 +149,20 @@ class Submission:
         if photo in self.waiting:
             self.waiting.remove(photo)
         if status == "succeeded":
-            photo.output.parent.mkdir(parents=True, exist_ok=True)
-            self.client.download_result(photo.job, photo.output)
-            return self._finish(photo, None)
+            return self._download(photo)
         error = photo.job.get("error")
         detail = f": {error['code']}: {error['message']}" if error else ""
         self._finish(photo, f"job {photo.job['id']} {status}{detail}")
+
+    def _download(self, photo: Photo) -> None:
+        from web.client import ApiError
+
+        photo.output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client.download_result(photo.job, photo.output)
+        except ApiError as exc:  # deleted or expired between the poll and the download: this file only
+            return self._finish(photo, f"the result of job {photo.job['id']}: {exc}")
+        self._finish(photo, None)
 
     def _finish(self, photo: Photo, error: str | None) -> None:
         photo.error = error
@@ -198,7 +206,7 @@ def run_submit(args: argparse.Namespace) -> int:
         try:
             client.health()
             Submission(client, photos, bar).run()
-        except (ServerUnavailable, ApiError) as exc:
+        except (ServerUnavailable, ApiError, OSError) as exc:  # OSError: the output folder cannot be written
             bar.write(f"error: {exc}; run the same command again to resume", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

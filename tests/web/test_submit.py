@@ -72,7 +72,7 @@ def count_jobs(platform) -> int:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_submit_a_folder_with_references_then_resume_without_new_jobs(
-    platform_factory: PlatformFactory, tmp_path: Path
+    platform_factory: PlatformFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     platform = platform_factory("embedded")
     platform.start_worker()
@@ -102,6 +102,9 @@ def test_submit_a_folder_with_references_then_resume_without_new_jobs(
 
         (out / "a.png").unlink()  # as if the first run had been interrupted before this download
         again = run_cli(command, env={"LOWLIGHT_SERVER": url})
+        unwritable = [*command, "-o", str(photos / "a.png" / "out"), "--server", url]  # a folder under a file
+        assert main(unwritable) == 2
+        assert "error: [Errno" in capsys.readouterr().err
     assert again.returncode == 1, again.stderr
     assert count_jobs(platform) == jobs, "re-running the same command must not queue the photos again"
     assert Image.open(out / "a.png").size == (40, 24)
