@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +63,7 @@ def _matches(item: str) -> list[Path]:
 
 
 def collect_photos(
-    inputs: Iterable[str], out_dir: Path, references: Path | None = None
+    inputs: Sequence[str], out_dir: Path, references: Path | None = None
 ) -> tuple[list[Photo], list[str]]:
     """Files, folders and globs in order, once each, with ``OUT/<stem>.png`` (``<stem>-2.png`` for a second
     photo of that stem), and the inputs that matched nothing. The same command always gives the same names."""
