@@ -21,6 +21,7 @@ NamedBytes = tuple[str, bytes]  # (file name, content) of one multipart part
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 RETRIES = 5
 MAX_RETRY_WAIT_S = 30.0
+CONNECT_RETRIES = 3
 LIST_PAGE = 100  # the API's largest page
 
 
@@ -82,6 +83,11 @@ class ApiClient:
             try:
                 response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
             except requests.ConnectionError as exc:
+                # A kept-alive connection the server closed as it was reused (gunicorn closes idle ones after
+                # 2 s) resets; a server that is down refuses every time.
+                if attempt < CONNECT_RETRIES:
+                    time.sleep(0.25 * 2**attempt)
+                    continue
                 raise ServerUnavailable(f"cannot reach the server at {self.server}: {_reason(exc)}") from None
             except requests.Timeout:
                 raise ServerUnavailable(f"the server at {self.server} did not answer in {self.timeout_s:g} s") from None
