@@ -8,12 +8,12 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG TF_GPU_IMAGE=tensorflow/tensorflow:2.21.0-gpu
 
-# What the web tier imports (web/ plus mirnet.imageio and mirnet.metrics; OpenCV decodes 16-bit PNGs):
-# no tensorflow, no keras.
+# What the web tier imports (web/ plus mirnet.imageio and mirnet.metrics; OpenCV decodes 16-bit PNGs; requests and
+# tqdm for the API's client, web/client.py): no tensorflow, no keras.
 # tests/deploy/test_dockerfile.py reads this line and checks it against pyproject.toml and the imports of web/.
-ARG WEB_REQUIREMENTS="flask flask-limiter sqlalchemy alembic celery[redis] kombu psycopg[binary] boto3 prometheus-client gunicorn numpy pillow opencv-python-headless"
+ARG WEB_REQUIREMENTS="flask flask-limiter sqlalchemy alembic celery[redis] kombu psycopg[binary] boto3 prometheus-client gunicorn numpy pillow opencv-python-headless requests tqdm"
 # What the worker needs on top of the web requirements when TensorFlow comes from the base image.
-ARG MODEL_REQUIREMENTS="keras tqdm"
+ARG MODEL_REQUIREMENTS="keras"
 
 # ---------------------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS base

@@ -22,6 +22,9 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SUPPORTED_FORMATS = {"PNG", "JPEG", "MPO", "TIFF", "BMP", "WEBP", "GIF", "PPM"}
 # A real photograph needs far more than one byte per hundred pixels, even as PNG.
 _BOMB_PIXELS_PER_BYTE = 100
+# zlib level of written PNGs: 1 encodes LOL's 600x400 results about 5x faster than Pillow's default 6 (0.08 s against
+# 0.37 s each on a busy 2-core machine) for files about 12% larger; OpenCV's default for 16-bit PNGs is 1 too.
+PNG_COMPRESS_LEVEL = 1
 
 
 class InvalidImageError(ValueError):
@@ -242,7 +245,7 @@ def encode_png(image: DecodedImage, enhanced_rgb: np.ndarray) -> bytes:
     if pixels.shape[2] == 1:
         pixels = pixels[..., 0]
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 
@@ -257,7 +260,7 @@ def _encode_png16(image: DecodedImage, enhanced_rgb: np.ndarray) -> bytes:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     elif pixels.shape[2] == 4:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
-    ok, encoded = cv2.imencode(".png", pixels)
+    ok, encoded = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
     if not ok:
         raise ValueError("could not encode the 16-bit PNG")
     return encoded.tobytes()

@@ -7,6 +7,7 @@
     lowlight retrain --now [--steps N]        one retraining through the Celery task, in this process
     lowlight models list | promote VERSION | rollback VERSION
     lowlight models register FILE [--promote]   add a model file (its card beside it) as a candidate
+    lowlight submit --server URL PHOTOS... -o OUT/   enhance on a running server, over HTTP only (web.submit)
 
 Configuration comes from the environment (DATABASE_URL, STORAGE_BACKEND, ...), as for the web app and worker.
 """
@@ -19,8 +20,9 @@ import sys
 from typing import Any
 
 from mirnet import cli as model_cli
+from web.submit import add_submit_parser
 
-PLATFORM_COMMANDS = ("pairs", "retrain", "models")
+PLATFORM_COMMANDS = ("pairs", "retrain", "models", "submit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     register = model_commands.add_parser("register", help="add a .keras file and its card as a candidate")
     register.add_argument("file", help="e.g. mirnet/weights/default.keras after an upgrade")
     register.add_argument("--promote", action="store_true", help="make it the active version at once")
+    add_submit_parser(commands)
     return parser
 
 
@@ -115,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in PLATFORM_COMMANDS:
         return model_cli.main(argv)
+    if args.command == "submit":  # a client of the HTTP API: no database, storage or TensorFlow
+        from web.submit import run_submit
+
+        return run_submit(args)
     from web.core.db import SchemaNotCurrent
     from web.core.errors import DomainError
     from web.core.registry.pairs import PairRejected

@@ -95,3 +95,14 @@ def test_a_configuration_the_model_cannot_run_with_is_reported_as_such(tiny_mode
         load_enhancer(Settings.from_env({}, model=str(tiny_model_path), tile=8, views=3))
     with pytest.raises(ModelUnavailable, match=r"model '.*nowhere.keras' cannot be loaded"):
         load_enhancer(Settings.from_env({}, model=str(tiny_model_path.with_name("nowhere.keras"))))
+
+
+def test_a_loaded_model_is_traced_for_any_batch_and_size_before_the_first_job(tiny_enhancer) -> None:
+    import numpy as np
+
+    traced = tiny_enhancer._predict.experimental_get_tracing_count()
+    assert traced >= 1 and tiny_enhancer.batch_sizes == []  # the warm-up is not counted as work
+    for count, height, width in ((3, 40, 24), (1, 72, 56), (4, 32, 48)):
+        tiny_enhancer.enhance_many([np.zeros((height, width, 3), np.float32)] * count)
+    assert tiny_enhancer._predict.experimental_get_tracing_count() == traced, "a real batch paid for tracing"
+    tiny_enhancer.batch_sizes.clear()
