@@ -366,7 +366,7 @@ def start_web_and_beat(settings: Settings, workdir: Path, stack: ExitStack) -> s
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
     print(f"topology in {workdir} ({os.cpu_count()} CPU cores)", flush=True)
-    write_tiny_model(workdir / "tiny.keras", channels=args.channels, num_rrg=1, num_mrb=args.mrb)
+    write_tiny_model(workdir / "tiny.keras", channels=args.channels, groups=1, blocks=args.blocks)
     keys = ("topology", uuid.uuid4().hex)
     with ExitStack() as stack:
         database_url = stack.enter_context(postgres_database("topology"))
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-jobs", type=int, default=32, help="jobs per throughput step")
     parser.add_argument("--side", type=int, default=384, help="largest image width in pixels")
     parser.add_argument("--channels", type=int, default=16, help="width of the mirnet-lite model")
-    parser.add_argument("--mrb", type=int, default=1, help="multi-scale residual blocks of the model")
+    parser.add_argument("--blocks", type=int, default=1, help="residual blocks per group of the tiny model")
     parser.add_argument("--sample", type=int, default=3, help="results compared with an independent run")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the fault run's jobs to finish")
     parser.add_argument("--keep", action="store_true", help="keep the work folder even when everything passed")
